@@ -1,0 +1,192 @@
+"""Dates a policy states about itself ("Last updated: May 29, 2024", "En vigueur le 1er janvier 2025").
+
+Finding is ours (a date counts only right after a cue listed in data/dates.toml, so
+"after March 1, 2023" in a sentence is not the policy's date); turning the found span into
+a calendar date is dateparser's job. Results are ISO strings: `YYYY-MM-DD`, or `YYYY-MM`
+when the policy gives no day.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+from .models import Document
+
+
+@dataclass(frozen=True)
+class DateMatch:
+    start: int
+    end: int
+    iso: str  # YYYY-MM-DD or YYYY-MM
+
+
+@dataclass(frozen=True)
+class StatedDate:
+    iso: str
+    cue: str
+    text: str  # the block it was found in
+
+
+@lru_cache(maxsize=1)
+def _data() -> dict:
+    raw = tomllib.loads(resources.files("watcher.data").joinpath("dates.toml").read_text("utf-8"))
+    months: dict[str, int] = {}
+    for num, names in raw["months"].items():
+        for name in names:
+            months[name] = int(num)
+    names = sorted(months, key=len, reverse=True)
+    mon = "(?:" + "|".join(re.escape(n) for n in names) + r")\.?"
+    day = r"(?:[0-3]?\d)(?:st|nd|rd|th|er|e)?"
+    year = r"(?:19[89]\d|20\d\d|21\d\d)"
+    patterns = [
+        # 8 July 2026, 1er janvier 2025, 25 October, 2021, 16-OCT-2023, le 12 de mars 2024
+        ("dmy", rf"(?<!\d)(?P<d>{day})[\s.\-/]*(?:de\s+)?(?P<m>{mon})[\s,.\-/]*(?:de\s+)?(?P<y>{year})(?!\d)"),
+        # May 29, 2024, April 2nd 2024, Feb 10 2026
+        ("mdy", rf"(?<![\w])(?P<m>{mon})[\s.\-]*(?P<d>{day}),?[\s\-]+(?P<y>{year})(?!\d)"),
+        # July 2023, APRIL-2024, juillet 2023
+        ("my", rf"(?<![\w])(?P<m>{mon})[\s,.\-/]*(?:de\s+)?(?P<y>{year})(?!\d)"),
+        # 2024-05-29, 2024/05/29
+        ("iso", rf"(?<!\d)(?P<y>{year})[-/.](?P<mo>[01]?\d)[-/.](?P<d>[0-3]?\d)(?!\d)"),
+        # 16.7.2026, 12/08/2024, 08-12-2024
+        ("num", rf"(?<![\d.])(?P<a>[0-3]?\d)(?P<sep>[./\-])(?P<b>[01]?\d)(?P=sep)(?P<y>{year})(?!\d)"),
+        # 2024-05
+        ("ym", rf"(?<![\d\-])(?P<y>{year})-(?P<mo>0[1-9]|1[0-2])(?![\d\-])"),
+    ]
+    return {
+        "cue": re.compile("|".join(f"(?:{c})" for c in raw["cues"]), re.I),
+        "window": int(raw["window"]),
+        "months": months,
+        "date": [(kind, re.compile(p, re.I)) for kind, p in patterns],
+    }
+
+
+@lru_cache(maxsize=4096)
+def _parse(span: str, order: str, has_day: bool, lang: str) -> str | None:
+    """A found span to ISO, via dateparser; None when it is not a real date."""
+    import dateparser
+
+    settings = {"PREFER_DAY_OF_MONTH": "first", "REQUIRE_PARTS": ["month", "year"], "DATE_ORDER": order}
+    span = re.sub(r"(?<=\d)(?:st|nd|rd|th|er|e)\b", "", span, flags=re.I)
+    langs = ["fr", "en"] if lang == "fr" else ["en", "fr"]
+    try:
+        when = dateparser.parse(span, languages=langs, settings=settings)  # type: ignore[arg-type]
+    except (ValueError, OverflowError):
+        return None
+    if when is None:
+        return None
+    return when.strftime("%Y-%m-%d") if has_day else when.strftime("%Y-%m")
+
+
+def find_dates(text: str, lang: str = "en") -> list[DateMatch]:
+    """Every calendar date written in `text` (cue or not), leftmost-longest, without overlaps."""
+    data = _data()
+    found: list[DateMatch] = []
+    taken: list[tuple[int, int]] = []
+    for kind, rx in data["date"]:
+        for m in rx.finditer(text):
+            if any(m.start() < e and s < m.end() for s, e in taken):
+                continue
+            iso = _to_iso(kind, m, lang)
+            if iso:
+                found.append(DateMatch(m.start(), m.end(), iso))
+                taken.append((m.start(), m.end()))
+    found.sort(key=lambda d: d.start)
+    return found
+
+
+def _to_iso(kind: str, m: re.Match[str], lang: str) -> str | None:
+    g = m.groupdict()
+    if kind in ("iso", "ym"):
+        y, mo = int(g["y"]), int(g["mo"])
+        d = int(g["d"]) if g.get("d") else 0
+        return _valid(y, mo, d)
+    if kind == "num":
+        a, b, y = int(g["a"]), int(g["b"]), int(g["y"])
+        if g["sep"] == "." or a > 12 or lang == "fr":
+            d, mo = a, b
+        elif b > 12:
+            d, mo = b, a
+        else:
+            mo, d = a, b
+        return _valid(y, mo, d)
+    order = {"dmy": "DMY", "mdy": "MDY", "my": "MY"}[kind]
+    return _parse(m.group(0), order if kind != "my" else "DMY", kind != "my", lang)
+
+
+def _valid(y: int, mo: int, d: int) -> str | None:
+    import datetime as dt
+
+    if not 1 <= mo <= 12:
+        return None
+    if d:
+        try:
+            dt.date(y, mo, d)
+        except ValueError:
+            return None
+        return f"{y:04d}-{mo:02d}-{d:02d}"
+    return f"{y:04d}-{mo:02d}"
+
+
+def canonical_dates(text: str, lang: str = "en") -> str:
+    """`text` with each written date replaced by its ISO form, to compare wording across formats."""
+    out, pos = [], 0
+    for d in find_dates(text, lang):
+        out.append(text[pos : d.start])
+        out.append(f" {d.iso} ")
+        pos = d.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def stated_dates_in(lines: list[str], lang: str = "en") -> list[StatedDate]:
+    """Dates that follow a cue, in a list of consecutive text blocks."""
+    data = _data()
+    cue_rx, window = data["cue"], data["window"]
+    found: list[StatedDate] = []
+    for idx, line in enumerate(lines):
+        if not cue_rx.search(line):
+            continue
+        dates = find_dates(line, lang)
+        for cue in cue_rx.finditer(line):
+            hit = next((d for d in dates if cue.end() - 2 <= d.start <= cue.end() + window), None)
+            if hit:
+                found.append(StatedDate(hit.iso, cue.group(0).strip(), line))
+                continue
+            # "Last updated :" at the end of a line, the date on the next one
+            if not line[cue.end() :].strip(" :.-–—*_|") and idx + 1 < len(lines):
+                nxt = lines[idx + 1]
+                dn = find_dates(nxt[: window + 20], lang)
+                if dn and dn[0].start <= 8:
+                    found.append(StatedDate(dn[0].iso, cue.group(0).strip(), nxt))
+    return found
+
+
+def _key(iso: str) -> tuple[int, int, int]:
+    parts = [int(p) for p in iso.split("-")]
+    return (parts[0], parts[1], parts[2] if len(parts) > 2 else 0)
+
+
+def latest(dates: list[StatedDate]) -> str | None:
+    if not dates:
+        return None
+    return max(dates, key=lambda d: _key(d.iso)).iso
+
+
+def document_lines(doc: Document) -> list[str]:
+    lines: list[str] = []
+    if doc.title:
+        lines.append(doc.title)
+    for s in doc.sections:
+        if s.heading:
+            lines.append(s.heading)
+        lines.extend(b.text for b in s.blocks)
+    return lines
+
+
+def effective_date(doc: Document) -> str | None:
+    """The latest date the policy states as its effective / last-updated date."""
+    return latest(stated_dates_in(document_lines(doc), doc.lang))

@@ -1,0 +1,446 @@
+"""HTTP: one page in, one `FetchResult` out. Never raises for a bad page or a bad network.
+
+What a fetch guarantees before anything downstream sees the body:
+- http(s) only, at every redirect hop (at most 5; loops are refused);
+- the body is streamed and stopped at `max_bytes` of *decoded* data, so a gzip or
+  brotli bomb costs no more memory than an honest page of the cap's size;
+- 4xx/5xx, non-text content (PDF, images, JSON), empty and binary bodies are errors;
+- the text is decoded from the header charset, then the page's `<meta>`, then detection
+  (bs4's UnicodeDammit with charset-normalizer);
+- conditional requests: a 304 is "not modified", not a failure.
+
+The sync httpx client is used from a thread pool: on loopback it fetched 1,000 pages in
+0.38 s against 0.96 s for the async client (issue 10), and threads release the GIL on I/O.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import logging
+import socket
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from .models import FetchResult
+
+log = logging.getLogger("watcher.fetch")
+
+MAX_REDIRECTS = 5
+TEXT_TYPES = (
+    "text/html",
+    "application/xhtml+xml",
+    "text/plain",
+    "text/markdown",
+    "text/x-markdown",
+    "application/xml",
+    "text/xml",
+)
+_MAGIC = {
+    b"%PDF": "a PDF document (PDF policies are not supported yet; point watcher at the HTML version)",
+    b"\x89PNG": "a PNG image",
+    b"GIF8": "a GIF image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"PK\x03\x04": "a ZIP archive (or an Office document)",
+    b"\x1f\x8b": "gzip-compressed data",
+}
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class FetchError(Exception):
+    def __init__(self, kind: str, message: str, status: int | None = None, retry_after: float | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+        self.retry_after = retry_after
+
+
+class _Decoder:
+    """Content-Encoding decoder that never produces more than `limit` bytes in total."""
+
+    def __init__(self, encoding: str, limit: int) -> None:
+        self.limit = limit
+        self.produced = 0
+        enc = encoding.lower().strip()
+        self.kind = enc
+        if enc in ("gzip", "x-gzip", "deflate"):
+            self._z = zlib.decompressobj(47 if enc != "deflate" else zlib.MAX_WBITS)
+            self._deflate_raw_fallback = enc == "deflate"
+        elif enc == "br":
+            import brotli
+
+            self._br = brotli.Decompressor()
+        elif enc in ("", "identity"):
+            pass
+        else:
+            raise FetchError("encoding", f"unsupported Content-Encoding {encoding!r}")
+
+    def _room(self) -> int:
+        return self.limit - self.produced + 1
+
+    def feed(self, chunk: bytes) -> Iterator[bytes]:
+        if self.kind in ("", "identity"):
+            yield from self._count(chunk)
+        elif self.kind == "br":
+            import brotli
+
+            try:
+                out = self._br.process(chunk, output_buffer_limit=max(1, min(self._room(), 1 << 20)))
+                yield from self._count(out)
+                while not self._br.can_accept_more_data():
+                    out = self._br.process(b"", output_buffer_limit=max(1, min(self._room(), 1 << 20)))
+                    if not out:
+                        break
+                    yield from self._count(out)
+            except brotli.error as exc:
+                raise FetchError("encoding", f"corrupt brotli body: {exc}") from None
+        else:
+            data = chunk
+            try:
+                while data:
+                    out = self._z.decompress(data, min(self._room(), 1 << 20))
+                    yield from self._count(out)
+                    data = self._z.unconsumed_tail
+            except zlib.error as exc:
+                if getattr(self, "_deflate_raw_fallback", False) and self.produced == 0:
+                    self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+                    self._deflate_raw_fallback = False
+                    yield from self.feed(chunk)
+                    return
+                raise FetchError("encoding", f"corrupt {self.kind} body: {exc}") from None
+
+    def finish(self) -> Iterator[bytes]:
+        if self.kind in ("gzip", "x-gzip", "deflate"):
+            try:
+                out = self._z.flush()
+            except zlib.error as exc:
+                raise FetchError("truncated", f"truncated {self.kind} body: {exc}") from None
+            yield from self._count(out)
+            if not self._z.eof and self.produced:
+                raise FetchError("truncated", f"truncated {self.kind} body (the stream ended early)")
+
+    def _count(self, out: bytes) -> Iterator[bytes]:
+        if not out:
+            return
+        self.produced += len(out)
+        if self.produced > self.limit:
+            raise FetchError(
+                "too-large", f"body is larger than max_bytes ({self.limit:,} bytes decoded); stopped reading"
+            )
+        yield out
+
+
+def decode_body(body: bytes, content_type: str = "") -> tuple[str, str]:
+    """Bytes to text: charset from the header, then `<meta>`, then detection. Returns (text, charset)."""
+    from bs4.dammit import UnicodeDammit
+
+    declared = _charset_of(content_type)
+    if declared:
+        declared = declared.lower()
+        # A page labelled Latin-1 whose non-ASCII bytes are valid UTF-8 is UTF-8 (a common
+        # server misconfiguration); the reverse cannot happen by accident.
+        if declared in ("iso-8859-1", "latin-1", "latin1", "windows-1252", "cp1252", "us-ascii", "ascii"):
+            try:
+                text = body.decode("utf-8")
+                if any(ord(c) > 127 for c in text[:200_000]):
+                    return text, "utf-8"
+            except UnicodeDecodeError:
+                pass
+    known = [declared] if declared else []
+    dammit = UnicodeDammit(body, known_definite_encodings=known, is_html=True)
+    if dammit.unicode_markup is None:
+        return body.decode("utf-8", errors="replace"), "utf-8"
+    encoding = (dammit.original_encoding or "utf-8").lower()
+    text = dammit.unicode_markup
+    # `<meta charset=iso-8859-1>` means windows-1252 in every browser (the C1 range is printable there).
+    if encoding in ("iso-8859-1", "latin-1") and any(0x80 <= b <= 0x9F for b in body):
+        text, encoding = body.decode("windows-1252", errors="replace"), "windows-1252"
+    return text, encoding
+
+
+def _charset_of(content_type: str) -> str:
+    for part in content_type.split(";")[1:]:
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "charset":
+            value = value.strip().strip("\"'")
+            try:
+                "".encode(value)
+            except LookupError:
+                return ""
+            return value
+    return ""
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _check_public(host: str, port: int) -> None:
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise FetchError("dns", f"cannot resolve host {host!r}: {exc.strerror}") from None
+    for info in infos:
+        ip = ipaddress.ip_address(info[4][0])
+        if (
+            ip.is_private
+            or ip.is_loopback
+            or ip.is_link_local
+            or ip.is_reserved
+            or ip.is_multicast
+            or ip.is_unspecified
+        ):
+            raise FetchError("private", f"{host} resolves to a private address ({ip}) and allow_private = false")
+
+
+class Fetcher:
+    """Fetches pages with shared connection pools and a per-host concurrency limit."""
+
+    def __init__(
+        self,
+        *,
+        user_agent: str,
+        timeout: float = 30.0,
+        max_bytes: int = 10_000_000,
+        per_host: int = 2,
+        allow_private: bool = True,
+        pool_size: int = 8,
+    ) -> None:
+        self.user_agent = user_agent
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.per_host = per_host
+        self.allow_private = allow_private
+        self._hosts: dict[str, threading.BoundedSemaphore] = {}
+        self._lock = threading.Lock()
+        limits = httpx.Limits(max_connections=max(pool_size, 1) * 2, max_keepalive_connections=max(pool_size, 1) * 2)
+        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 15.0))
+        self._clients: dict[bool, httpx.Client] = {}
+        self._limits = limits
+
+    def _client(self, verify: bool) -> httpx.Client:
+        with self._lock:
+            client = self._clients.get(verify)
+            if client is None:
+                client = httpx.Client(
+                    follow_redirects=False,
+                    timeout=self._timeout,
+                    limits=self._limits,
+                    verify=verify,
+                    headers={"User-Agent": self.user_agent},
+                    trust_env=False,
+                )
+                self._clients[verify] = client
+            return client
+
+    def close(self) -> None:
+        for c in self._clients.values():
+            c.close()
+        self._clients.clear()
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _host_slot(self, host: str) -> threading.BoundedSemaphore:
+        with self._lock:
+            sem = self._hosts.get(host)
+            if sem is None:
+                sem = self._hosts[host] = threading.BoundedSemaphore(self.per_host)
+            return sem
+
+    def fetch(
+        self,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        verify_tls: bool = True,
+    ) -> FetchResult:
+        """Fetch one page. Errors come back in `FetchResult.error`, never as exceptions."""
+        result = FetchResult(url=url, fetched_at=now_iso())
+        start = time.monotonic()
+        host = (urlsplit(url).hostname or "").lower()
+        try:
+            with self._host_slot(host):
+                self._fetch(result, url, dict(headers or {}), etag, last_modified, verify_tls, start)
+        except FetchError as exc:
+            result.error, result.error_kind = str(exc), exc.kind
+            if exc.status is not None:
+                result.status = exc.status
+            result.retry_after = exc.retry_after
+        except httpx.ConnectTimeout:
+            result.error, result.error_kind = f"connect timeout after {self.timeout:g}s to {host}", "timeout"
+        except httpx.ReadTimeout:
+            result.error, result.error_kind = f"read timeout after {self.timeout:g}s from {host}", "timeout"
+        except httpx.TimeoutException:
+            result.error, result.error_kind = f"timeout after {self.timeout:g}s from {host}", "timeout"
+        except httpx.ConnectError as exc:
+            result.error, result.error_kind = _describe_connect_error(exc, host)
+        except httpx.RemoteProtocolError as exc:
+            result.error, result.error_kind = f"connection broken by {host}: {_first_line(exc)}", "protocol"
+        except httpx.TransportError as exc:
+            result.error, result.error_kind = f"network error from {host}: {_first_line(exc)}", "network"
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            result.error, result.error_kind = f"invalid URL {url!r}: {_first_line(exc)}", "url"
+        result.duration_ms = int((time.monotonic() - start) * 1000)
+        if result.error:
+            result.body, result.text = b"", ""
+        return result
+
+    def _fetch(
+        self,
+        result: FetchResult,
+        url: str,
+        headers: dict[str, str],
+        etag: str | None,
+        last_modified: str | None,
+        verify_tls: bool,
+        start: float,
+    ) -> None:
+        headers.setdefault("Accept", "text/html,application/xhtml+xml,text/plain;q=0.9,text/markdown;q=0.9,*/*;q=0.1")
+        headers.setdefault("Accept-Encoding", "gzip, deflate, br")
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        client = self._client(verify_tls)
+        seen: set[str] = set()
+        current = url
+        for _hop in range(MAX_REDIRECTS + 1):
+            parts = urlsplit(current)
+            if parts.scheme not in ("http", "https"):
+                raise FetchError("scheme", f"refused to fetch {parts.scheme}: URL (only http and https)")
+            if not self.allow_private:
+                _check_public(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+            seen.add(current)
+            with client.stream("GET", current, headers=headers) as resp:
+                result.status = resp.status_code
+                result.final_url = str(resp.url)
+                if resp.is_redirect:
+                    location = resp.headers.get("location", "")
+                    if not location:
+                        raise FetchError(
+                            "http", f"HTTP {resp.status_code} redirect without a Location", resp.status_code
+                        )
+                    nxt = urljoin(current, location)
+                    scheme = urlsplit(nxt).scheme.lower()
+                    if scheme not in ("http", "https"):
+                        raise FetchError(
+                            "scheme", f"redirect to a {scheme}: URL refused (only http and https)", resp.status_code
+                        )
+                    if nxt in seen:
+                        raise FetchError("redirect-loop", f"redirect loop at {nxt}", resp.status_code)
+                    current = nxt
+                    continue
+                self._read(result, resp, start)
+                return
+        raise FetchError("redirects", f"more than {MAX_REDIRECTS} redirects", result.status)
+
+    def _read(self, result: FetchResult, resp: httpx.Response, start: float) -> None:
+        result.headers = {k.lower(): v for k, v in resp.headers.items() if k.lower() in _KEEP_HEADERS}
+        status = resp.status_code
+        if status == 304:
+            result.not_modified = True
+            return
+        if status >= 400:
+            retry = parse_retry_after(resp.headers.get("retry-after")) if status in (429, 503) else None
+            reason = resp.reason_phrase or ""
+            hint = f"; retry after {retry:.0f}s" if retry is not None else ""
+            raise FetchError("http", f"HTTP {status} {reason}{hint}".strip(), status, retry)
+        if status >= 300 or status < 200:
+            raise FetchError("http", f"unexpected HTTP status {status}", status)
+        ctype = resp.headers.get("content-type", "")
+        result.content_type = ctype
+        mime = ctype.split(";")[0].strip().lower()
+        if mime and not (mime in TEXT_TYPES or mime.startswith("text/")):
+            if mime == "application/pdf":
+                raise FetchError(
+                    "content-type", "got a PDF (application/pdf): PDF policies are not supported yet", status
+                )
+            raise FetchError("content-type", f"not a web page: content type {mime}", status)
+        declared = resp.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_bytes * 4:
+            raise FetchError(
+                "too-large", f"body is {int(declared):,} bytes, over max_bytes ({self.max_bytes:,})", status
+            )
+        decoder = _Decoder(resp.headers.get("content-encoding", ""), self.max_bytes)
+        chunks: list[bytes] = []
+        raw_len = 0
+        for raw in resp.iter_raw(65536):
+            raw_len += len(raw)
+            for out in decoder.feed(raw):
+                chunks.append(out)
+            if time.monotonic() - start > self.timeout * 2:
+                raise FetchError("timeout", f"body still arriving after {self.timeout * 2:g}s; gave up", status)
+        for out in decoder.finish():
+            chunks.append(out)
+        body = b"".join(chunks)
+        if declared and declared.isdigit() and decoder.kind in ("", "identity") and raw_len < int(declared):
+            raise FetchError("truncated", f"truncated body: got {raw_len:,} of {int(declared):,} bytes", status)
+        if not body.strip():
+            raise FetchError("empty", "empty body", status)
+        for magic, what in _MAGIC.items():
+            if body.startswith(magic):
+                raise FetchError("content-type", f"not a web page: the body is {what}", status)
+        if b"\x00" in body[:4096] and not body.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise FetchError("binary", "not a web page: the body is binary", status)
+        result.body = body
+        result.text, result.charset = decode_body(body, ctype)
+
+
+_KEEP_HEADERS = {
+    "etag",
+    "last-modified",
+    "content-type",
+    "content-length",
+    "retry-after",
+    "server",
+    "date",
+    "cache-control",
+}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _describe_connect_error(exc: httpx.ConnectError, host: str) -> tuple[str, str]:
+    msg = _first_line(exc)
+    low = msg.lower()
+    if (
+        "name or service not known" in low
+        or "nodename nor servname" in low
+        or "name resolution" in low
+        or "getaddrinfo" in low
+    ):
+        return f"cannot resolve host {host!r} (DNS)", "dns"
+    if "certificate" in low or "ssl" in low or "tls" in low:
+        return f"TLS error from {host}: {msg}", "tls"
+    if "refused" in low:
+        return f"connection refused by {host}", "refused"
+    return f"cannot connect to {host}: {msg}", "connect"

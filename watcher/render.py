@@ -1,0 +1,234 @@
+"""A classified change as JSON, plain text, Markdown or HTML (pure; shared by CLI, messages, report)."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import asdict
+from typing import Any
+
+from .models import Change, SectionChange, WordOp
+from .topics import label
+
+CONTEXT_WORDS = 25  # unchanged words kept around an edit in trimmed diffs
+
+
+def change_json(change: Change, *, explain: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "changed": change.changed,
+        "material": change.material,
+        "severity": change.severity,
+        "topics": change.topics,
+        "effective_date": change.effective_date,
+        "facts": [asdict(f) for f in change.facts],
+        "summary": change.summary,
+        "noise": change.noise,
+        "lang": change.lang,
+        "sections": [section_json(s) for s in change.sections],
+    }
+    if explain:
+        out["cues"] = [asdict(c) for c in change.cues]
+    return out
+
+
+def section_json(s: SectionChange) -> dict[str, Any]:
+    return {
+        "status": s.status,
+        "heading": s.heading,
+        "heading_before": s.heading_before,
+        "path": list(s.path),
+        "topics": s.topics,
+        "material": s.material,
+        "before": s.before,
+        "after": s.after,
+        "diff": [[w.op, w.text] for w in s.words],
+    }
+
+
+def sections_from_json(items: list[dict[str, Any]]) -> list[SectionChange]:
+    """Rebuild section changes stored as JSON (the database keeps them that way)."""
+    out = []
+    for d in items:
+        words = d.get("words", d.get("diff", []))
+        out.append(
+            SectionChange(
+                status=d["status"],
+                heading=d.get("heading", ""),
+                heading_before=d.get("heading_before", ""),
+                path=tuple(d.get("path", ())),
+                before=d.get("before", ""),
+                after=d.get("after", ""),
+                words=[WordOp(op, text) for op, text in words],
+                topics=d.get("topics", []),
+                material=d.get("material", True),
+            )
+        )
+    return out
+
+
+def trimmed(ops: list[WordOp], context: int = CONTEXT_WORDS) -> list[WordOp]:
+    """Keep edits and up to `context` words around them; long unchanged runs become '…'."""
+    out: list[WordOp] = []
+    for i, w in enumerate(ops):
+        if w.op != 0:
+            out.append(w)
+            continue
+        parts = w.text.split(" ")
+        first, last = i == 0, i == len(ops) - 1
+        keep_head = 0 if first else context
+        keep_tail = 0 if last else context
+        if len(parts) <= keep_head + keep_tail + 3:
+            out.append(w)
+            continue
+        text = ""
+        if keep_head:
+            text += " ".join(parts[:keep_head]) + " … "
+        else:
+            text += "… "
+        if keep_tail:
+            text += " ".join(parts[-keep_tail:])
+        out.append(WordOp(0, text))
+    return out
+
+
+def _heading(s: SectionChange) -> str:
+    if s.heading and s.heading_before and s.heading != s.heading_before and s.status != "renumbered":
+        return f"{s.heading_before} → {s.heading}"
+    return s.heading or s.heading_before or "(untitled section)"
+
+
+def _topics(s: SectionChange) -> str:
+    return ", ".join(label(t) for t in s.topics)
+
+
+def interesting(change: Change) -> list[SectionChange]:
+    """Sections worth showing: material ones first; cosmetic ones only when nothing is material."""
+    material = [s for s in change.sections if s.material and s.status not in ("moved", "renumbered")]
+    return material or [s for s in change.sections if s.status not in ("moved", "renumbered")]
+
+
+def to_text(change: Change, *, color: bool = False, limit: int | None = None) -> str:
+    lines = [_verdict(change), "", change.summary, ""]
+    shown = interesting(change)
+    for s in shown[: limit or len(shown)]:
+        tag = f"[{s.status}]" + (f" ({_topics(s)})" if s.topics else "") + ("" if s.material else " (not material)")
+        lines.append(f"## {_heading(s)} {tag}")
+        lines.append(_inline_text(s, color))
+        lines.append("")
+    if limit and len(shown) > limit:
+        lines.append(f"… and {len(shown) - limit} more changed section(s)")
+    moved = [s for s in change.sections if s.status in ("moved", "renumbered")]
+    if moved:
+        lines.append(f"{len(moved)} section(s) moved or renumbered without new wording.")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _verdict(change: Change) -> str:
+    if not change.changed:
+        return "No change."
+    if not change.material:
+        return "Changed, not material."
+    topics = ", ".join(change.topics) or "other"
+    return f"Material change ({change.severity}): {topics}"
+
+
+def _inline_text(s: SectionChange, color: bool) -> str:
+    if s.status == "added":
+        return "+ " + s.after.replace("\n", "\n+ ")
+    if s.status == "removed":
+        return "- " + s.before.replace("\n", "\n- ")
+    out = []
+    for w in trimmed(s.words):
+        if w.op == 0:
+            out.append(w.text)
+        elif w.op < 0:
+            out.append(f"\x1b[31m[-{w.text}-]\x1b[0m" if color else f"[-{w.text}-]")
+        else:
+            out.append(f"\x1b[32m{{+{w.text}+}}\x1b[0m" if color else f"{{+{w.text}+}}")
+    return "".join(out)
+
+
+def to_markdown(change: Change, *, limit: int | None = None) -> str:
+    lines = [f"**{_verdict(change)}**", "", change.summary, ""]
+    shown = interesting(change)
+    for s in shown[: limit or len(shown)]:
+        tag = f" — {s.status}" + (f" ({_topics(s)})" if s.topics else "")
+        lines.append(f"### {_md_escape(_heading(s))}{tag}")
+        lines.append("")
+        if s.status == "added":
+            lines.append("> " + _md_escape(s.after).replace("\n", "\n> "))
+        elif s.status == "removed":
+            lines.append("> ~~" + _md_escape(s.before).replace("\n", "~~\n> ~~") + "~~")
+        else:
+            parts = []
+            for w in trimmed(s.words):
+                text = _md_escape(w.text)
+                if w.op == 0 or not text.strip():
+                    parts.append(text)
+                elif w.op < 0:
+                    parts.append(f"~~{text.strip()}~~ ")
+                else:
+                    parts.append(f"**{text.strip()}** ")
+            lines.append("> " + "".join(parts).replace("\n", "\n> "))
+        lines.append("")
+    if limit and len(shown) > limit:
+        lines.append(f"_… and {len(shown) - limit} more changed section(s)_")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _md_escape(text: str) -> str:
+    for ch in "\\`*_[]<>":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+STYLE = """
+body{font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1b1f24}
+del{background:#ffebe9;color:#82071e;text-decoration:line-through}
+ins{background:#dafbe1;color:#116329;text-decoration:underline}
+del::before{content:"[−";font-size:.8em}del::after{content:"]";font-size:.8em}
+ins::before{content:"[+";font-size:.8em}ins::after{content:"]";font-size:.8em}
+.sr{position:absolute;left:-9999px}
+.badge{display:inline-block;border:1px solid #8c959f;border-radius:1em;padding:0 .5em;margin:0 .2em;font-size:.8em}
+.high{border-color:#cf222e;color:#cf222e}.medium{border-color:#bf8700;color:#7d4e00}.low{border-color:#0969da;color:#0969da}
+blockquote{border-left:3px solid #d0d7de;margin:0;padding:0 1em;white-space:pre-wrap}
+@media print{del{color:#000}ins{color:#000}}
+"""
+
+
+def html_inline(ops: list[WordOp]) -> str:
+    """Inline diff with <del>/<ins>; the markers are text too, so it reads without colour."""
+    out = []
+    for w in trimmed(ops):
+        t = html.escape(w.text)
+        if w.op == 0:
+            out.append(t)
+        elif w.op < 0:
+            out.append(f'<del><span class="sr">deleted: </span>{t}</del>')
+        else:
+            out.append(f'<ins><span class="sr">inserted: </span>{t}</ins>')
+    return "".join(out)
+
+
+def to_html(change: Change, *, title: str = "watcher diff", lang: str | None = None) -> str:
+    parts = [
+        f'<!doctype html><html lang="{html.escape(lang or change.lang or "en")}"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p><strong>{html.escape(_verdict(change))}</strong> <span class="badge {change.severity}">{change.severity}</span></p>',
+        f"<p>{html.escape(change.summary)}</p>",
+    ]
+    for s in interesting(change):
+        badges = "".join(f'<span class="badge">{html.escape(t)}</span>' for t in s.topics)
+        parts.append(f"<h2>{html.escape(_heading(s))} <small>({s.status})</small> {badges}</h2>")
+        if s.status == "added":
+            parts.append(
+                f'<blockquote><ins><span class="sr">inserted: </span>{html.escape(s.after)}</ins></blockquote>'
+            )
+        elif s.status == "removed":
+            parts.append(
+                f'<blockquote><del><span class="sr">deleted: </span>{html.escape(s.before)}</del></blockquote>'
+            )
+        else:
+            parts.append(f"<blockquote>{html_inline(s.words)}</blockquote>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,485 @@
+"""SQLite (through sqlite-utils) and the Markdown snapshot folder.
+
+The database is the source of truth; `snapshots/` is a readable copy that is rebuilt from
+it when a file is missing, never the other way round. Every check of a site is written in
+one transaction (fetch row, version, change, outbox rows, site state), so a crash leaves
+either all of it or none of it. WAL mode and a busy timeout let a `watcher check` work
+beside a running daemon.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from .errors import StoreError
+from .models import Change
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 30_000
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def body_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _storage_error(path: Path, exc: BaseException) -> StoreError:
+    msg = str(exc).lower()
+    if "disk is full" in msg or "no space" in msg or getattr(exc, "errno", None) == 28:
+        return StoreError(f"{path}: the disk is full; free some space and run again (nothing acknowledged was lost)")
+    if "locked" in msg or "busy" in msg:
+        return StoreError(f"{path}: the database is busy (another watcher is writing); try again")
+    if "malformed" in msg or "not a database" in msg:
+        return StoreError(f"{path}: the database file is damaged ({exc}); restore it from a backup")
+    if "readonly" in msg or "read-only" in msg:
+        return StoreError(f"{path}: the database is read-only; check the file's permissions")
+    return StoreError(f"{path}: {exc}")
+
+
+class Store:
+    """All reads and writes of watcher's state."""
+
+    def __init__(self, path: str | os.PathLike[str], snapshots: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path)
+        self.snapshots = Path(snapshots) if snapshots is not None else None
+        try:
+            if self.path.parent and not self.path.parent.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self.db = sqlite_utils.Database(conn)
+            if self.db.journal_mode != "wal":
+                self.db.enable_wal()
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.migrate()
+        except sqlite3.Error as exc:
+            raise _storage_error(self.path, exc) from None
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot open the database: {exc.strerror}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- schema -----------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema; the version lives in PRAGMA user_version."""
+        current = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: written by a newer watcher (schema {current} > {SCHEMA_VERSION}); upgrade watcher"
+            )
+        if current == SCHEMA_VERSION:
+            return
+        with self.transaction():
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                _MIGRATIONS[version](self.db)
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        """One atomic unit of work; takes the write lock at once (BEGIN IMMEDIATE)."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():
+                yield self.db
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _storage_error(self.path, exc) from None
+        try:
+            yield self.db
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise _storage_error(self.path, exc) from None
+
+    def integrity_ok(self) -> bool:
+        return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    # --- sites and state ----------------------------------------------------------------
+
+    def upsert_site(self, name: str, url: str, settings_hash: str, now: str) -> None:
+        row = self.site_row(name)
+        if row is None:
+            self.db["sites"].insert({"name": name, "url": url, "settings_hash": settings_hash, "added_at": now})
+        elif row["url"] != url or row["settings_hash"] != settings_hash:
+            self.db["sites"].update(name, {"url": url, "settings_hash": settings_hash})
+
+    def site_row(self, name: str) -> dict[str, Any] | None:
+        rows = list(self.db["sites"].rows_where("name = ?", [name]))
+        return rows[0] if rows else None
+
+    def site_names(self) -> list[str]:
+        return [r["name"] for r in self.db.query("select name from sites order by name")]
+
+    def state(self, site: str) -> dict[str, Any]:
+        rows = list(self.db["site_state"].rows_where("site = ?", [site]))
+        if rows:
+            return rows[0]
+        return {"site": site, "consecutive_failures": 0, "held": None, "failure_alerted": 0}
+
+    def update_state(self, site: str, **fields: Any) -> None:
+        self.db["site_state"].upsert({"site": site, **fields}, pk="site", alter=False)
+
+    def states(self) -> list[dict[str, Any]]:
+        return list(self.db["site_state"].rows)
+
+    # --- bodies, fetches, versions ------------------------------------------------------
+
+    def put_body(self, body: bytes, content_type: str = "") -> str:
+        digest = body_hash(body)
+        if not self.db.execute("select 1 from bodies where hash = ?", [digest]).fetchone():
+            self.db["bodies"].insert(
+                {"hash": digest, "size": len(body), "content_type": content_type, "data": zlib.compress(body, 6)},
+            )
+        return digest
+
+    def body(self, digest: str) -> bytes | None:
+        row = self.db.execute("select data from bodies where hash = ?", [digest]).fetchone()
+        return zlib.decompress(row[0]) if row else None
+
+    def record_fetch(self, site: str, **fields: Any) -> int:
+        return int(self.db["fetches"].insert({"site": site, **fields}).last_pk)  # type: ignore[arg-type]
+
+    def latest_version(self, site: str) -> dict[str, Any] | None:
+        rows = list(self.db.query("select * from versions where site = ? order by seq desc limit 1", [site]))
+        return rows[0] if rows else None
+
+    def version(self, site: str, seq: int) -> dict[str, Any] | None:
+        rows = list(self.db.query("select * from versions where site = ? and seq = ?", [site, seq]))
+        return rows[0] if rows else None
+
+    def version_by_id(self, vid: int) -> dict[str, Any] | None:
+        rows = list(self.db.query("select * from versions where id = ?", [vid]))
+        return rows[0] if rows else None
+
+    def versions(self, site: str) -> list[dict[str, Any]]:
+        return list(self.db.query("select * from versions where site = ? order by seq", [site]))
+
+    def add_version(
+        self,
+        site: str,
+        *,
+        markdown: str,
+        title: str,
+        lang: str,
+        effective_date: str | None,
+        body_hash: str | None,
+        at: str,
+    ) -> dict[str, Any]:
+        prev = self.latest_version(site)
+        seq = (prev["seq"] + 1) if prev else 1
+        row = {
+            "site": site,
+            "seq": seq,
+            "text_hash": text_hash(markdown),
+            "markdown": markdown,
+            "title": title,
+            "lang": lang,
+            "effective_date": effective_date,
+            "body_hash": body_hash,
+            "first_seen": at,
+            "last_seen": at,
+        }
+        row["id"] = self.db["versions"].insert(row).last_pk
+        return row
+
+    def touch_version(self, vid: int, at: str) -> None:
+        self.db.execute("update versions set last_seen = ? where id = ?", [at, vid])
+
+    # --- changes --------------------------------------------------------------------------
+
+    def add_change(self, site: str, from_version: int | None, to_version: int, change: Change, at: str) -> int:
+        row = {
+            "site": site,
+            "from_version": from_version,
+            "to_version": to_version,
+            "at": at,
+            "changed": int(change.changed),
+            "material": int(change.material),
+            "severity": change.severity,
+            "topics": _json(change.topics),
+            "facts": _json([asdict(f) for f in change.facts]),
+            "summary": change.summary,
+            "sections": _json([_section_json(s) for s in change.sections]),
+            "effective_before": change.effective_date.get("before"),
+            "effective_after": change.effective_date.get("after"),
+            "noise": _json(change.noise),
+        }
+        return int(self.db["changes"].insert(row).last_pk)  # type: ignore[arg-type]
+
+    def changes(
+        self, site: str | None = None, since: str | None = None, material_only: bool = False
+    ) -> list[dict[str, Any]]:
+        where, args = [], []
+        if site:
+            where.append("site = ?")
+            args.append(site)
+        if since:
+            where.append("at >= ?")
+            args.append(since)
+        if material_only:
+            where.append("material = 1")
+        sql = "select * from changes" + (" where " + " and ".join(where) if where else "") + " order by at, id"
+        return [decode_change(r) for r in self.db.query(sql, args)]
+
+    def change(self, cid: int) -> dict[str, Any] | None:
+        rows = list(self.db.query("select * from changes where id = ?", [cid]))
+        return decode_change(rows[0]) if rows else None
+
+    def last_change(self, site: str, material_only: bool = True) -> dict[str, Any] | None:
+        sql = (
+            "select * from changes where site = ?"
+            + (" and material = 1" if material_only else "")
+            + " order by id desc limit 1"
+        )
+        rows = list(self.db.query(sql, [site]))
+        return decode_change(rows[0]) if rows else None
+
+    def fetches(self, site: str, limit: int = 20) -> list[dict[str, Any]]:
+        return list(self.db.query("select * from fetches where site = ? order by id desc limit ?", [site, limit]))
+
+    # --- outbox ---------------------------------------------------------------------------
+
+    def queue(
+        self, *, kind: str, subscriber: str, site: str, change_id: int | None, at: str, payload: dict | None = None
+    ) -> int:
+        row = {
+            "kind": kind,
+            "subscriber": subscriber,
+            "site": site,
+            "change_id": change_id,
+            "state": "pending",
+            "attempts": 0,
+            "last_error": None,
+            "next_attempt_at": at,
+            "created_at": at,
+            "sent_at": None,
+            "payload": _json(payload or {}),
+        }
+        return int(self.db["outbox"].insert(row).last_pk)  # type: ignore[arg-type]
+
+    def outbox(self, states: tuple[str, ...] = ("pending", "failed")) -> list[dict[str, Any]]:
+        marks = ",".join("?" for _ in states)
+        return list(self.db.query(f"select * from outbox where state in ({marks}) order by id", list(states)))
+
+    # --- snapshots ------------------------------------------------------------------------
+
+    def snapshot_dir(self, site: str) -> Path | None:
+        return self.snapshots / site if self.snapshots else None
+
+    def write_snapshot(self, site: str, version: dict[str, Any], latest: bool = True) -> None:
+        """Readable copy of a version; atomic (temp file + rename), never partial."""
+        folder = self.snapshot_dir(site)
+        if folder is None:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        name = snapshot_name(version["first_seen"])
+        atomic_write(folder / name, version["markdown"])
+        if latest:
+            atomic_write(folder / "latest.md", version["markdown"])
+
+    def ensure_snapshots(self, site: str) -> int:
+        """Rewrite missing or stale snapshot files from the database; returns how many."""
+        folder = self.snapshot_dir(site)
+        if folder is None:
+            return 0
+        fixed = 0
+        versions = self.versions(site)
+        for v in versions:
+            path = folder / snapshot_name(v["first_seen"])
+            if not path.exists():
+                self.write_snapshot(site, v, latest=False)
+                fixed += 1
+        if versions:
+            latest = folder / "latest.md"
+            want = versions[-1]["markdown"]
+            try:
+                current = latest.read_text(encoding="utf-8")
+            except OSError:
+                current = None
+            if current != want:
+                atomic_write(latest, want)
+                fixed += 1
+        return fixed
+
+
+def snapshot_name(at: str) -> str:
+    """2026-03-12T02:12:00.123Z -> 2026-03-12T02-12-00Z.md (sortable, portable)."""
+    stamp = at.split(".")[0].rstrip("Z").replace(":", "-")
+    return f"{stamp}Z.md"
+
+
+def atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _section_json(s: Any) -> dict[str, Any]:
+    return {
+        "status": s.status,
+        "heading": s.heading,
+        "heading_before": s.heading_before,
+        "path": list(s.path),
+        "topics": s.topics,
+        "material": s.material,
+        "before": s.before,
+        "after": s.after,
+        "words": [[w.op, w.text] for w in s.words],
+    }
+
+
+def decode_change(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    for key in ("topics", "facts", "sections", "noise"):
+        if isinstance(out.get(key), str):
+            out[key] = json.loads(out[key])
+    out["material"] = bool(out.get("material"))
+    out["changed"] = bool(out.get("changed"))
+    return out
+
+
+def _m1(db: sqlite_utils.Database) -> None:
+    db["sites"].create({"name": str, "url": str, "settings_hash": str, "added_at": str}, pk="name")
+    db["bodies"].create({"hash": str, "size": int, "content_type": str, "data": bytes}, pk="hash")
+    db["versions"].create(
+        {
+            "id": int,
+            "site": str,
+            "seq": int,
+            "text_hash": str,
+            "markdown": str,
+            "title": str,
+            "lang": str,
+            "effective_date": str,
+            "body_hash": str,
+            "first_seen": str,
+            "last_seen": str,
+        },
+        pk="id",
+        foreign_keys=[("site", "sites", "name")],
+    )
+    db["versions"].create_index(["site", "seq"], unique=True)
+    db["fetches"].create(
+        {
+            "id": int,
+            "site": str,
+            "at": str,
+            "status": int,
+            "duration_ms": int,
+            "bytes": int,
+            "body_hash": str,
+            "outcome": str,
+            "error": str,
+            "error_kind": str,
+            "version_id": int,
+            "change_id": int,
+        },
+        pk="id",
+    )
+    db["fetches"].create_index(["site", "id"])
+    db["changes"].create(
+        {
+            "id": int,
+            "site": str,
+            "from_version": int,
+            "to_version": int,
+            "at": str,
+            "changed": int,
+            "material": int,
+            "severity": str,
+            "topics": str,
+            "facts": str,
+            "summary": str,
+            "sections": str,
+            "effective_before": str,
+            "effective_after": str,
+            "noise": str,
+        },
+        pk="id",
+        foreign_keys=[("to_version", "versions", "id")],
+    )
+    db["changes"].create_index(["site", "id"])
+    db["outbox"].create(
+        {
+            "id": int,
+            "kind": str,
+            "subscriber": str,
+            "site": str,
+            "change_id": int,
+            "state": str,
+            "attempts": int,
+            "last_error": str,
+            "next_attempt_at": str,
+            "created_at": str,
+            "sent_at": str,
+            "payload": str,
+        },
+        pk="id",
+    )
+    db["outbox"].create_index(["state", "next_attempt_at"])
+    db["outbox"].create_index(["change_id", "subscriber", "kind"], unique=True)
+    db["site_state"].create(
+        {
+            "site": str,
+            "consecutive_failures": int,
+            "last_check": str,
+            "last_success": str,
+            "last_outcome": str,
+            "last_error": str,
+            "last_change_at": str,
+            "next_due": str,
+            "etag": str,
+            "last_modified": str,
+            "last_body_hash": str,
+            "held": str,
+            "retry_not_before": str,
+            "failure_alerted": int,
+        },
+        pk="site",
+    )
+    db["meta"].create({"key": str, "value": str}, pk="key")
+
+
+_MIGRATIONS = {1: _m1}

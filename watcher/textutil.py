@@ -1,0 +1,99 @@
+"""Small text helpers shared by normalize, diff and classify (pure, no I/O)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Characters that render as a space or as nothing; pages swap them freely between versions.
+_SPACES = dict.fromkeys(
+    map(ord, "\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000\t\r\n\f\v"),
+    " ",
+)
+_INVISIBLE = dict.fromkeys(
+    map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u200e\u200f\u2061\u2062\u2063\u2064\u034f"), None
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+_WS = re.compile(r" {2,}")
+
+# Typographic variants folded for comparison only (snapshots keep what the page says).
+_TYPO = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u2032": "'",
+        "`": "'",
+        "\u00b4": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u201f": '"',
+        "\u00ab": '"',
+        "\u00bb": '"',
+        "\u2033": '"',
+        "\u2039": '"',
+        "\u203a": '"',
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2015": "-",
+        "\u2212": "-",
+        "\u2026": "...",
+        "\u2022": "-",
+        "\u00b7": "-",
+    }
+)
+WORD = re.compile(r"\w+(?:['’]\w+)*", re.UNICODE)
+
+
+def clean(text: str) -> str:
+    """Collapse whitespace, drop invisible and control characters; keep the wording as is."""
+    text = text.translate(_INVISIBLE).translate(_SPACES)
+    text = _CONTROL.sub("", text)
+    text = unicodedata.normalize("NFC", text)
+    return _WS.sub(" ", text).strip()
+
+
+def fold(text: str) -> str:
+    """Comparison form: typography, case and spacing folded away (not for display)."""
+    text = unicodedata.normalize("NFKC", clean(text)).translate(_TYPO).lower()
+    text = re.sub(r"\s*([.,;:!?)\]])", r"\1", text)
+    return re.sub(r"([(\[])\s*", r"\1", text)
+
+
+def words(text: str) -> list[str]:
+    """Lower-case word tokens of the comparison form."""
+    return WORD.findall(fold(text))
+
+
+def word_count(text: str) -> int:
+    return len(WORD.findall(text))
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;])[\"'”»)]*\s+(?=[\"'“«(]*[A-ZÀ-ÖØ-Þ0-9])")
+_ABBREV = re.compile(
+    r"\b(?:e\.g|i\.e|etc|inc|ltd|co|corp|no|art|sec|mr|mrs|ms|dr|st|vs|cf|p|pp|para|fig|approx|u\.s|e\.u|n°)\.$",
+    re.IGNORECASE,
+)
+
+
+def sentences(text: str) -> list[str]:
+    """Split a block into sentences, conservatively (abbreviations stay whole)."""
+    out: list[str] = []
+    for line in text.split("\n"):
+        start = 0
+        for m in _SENTENCE_END.finditer(line):
+            piece = line[start : m.start()].strip()
+            if piece and _ABBREV.search(piece):
+                continue
+            if piece:
+                out.append(piece)
+            start = m.end()
+        tail = line[start:].strip()
+        if tail:
+            out.append(tail)
+    return out

@@ -1,0 +1,14 @@
+"""The fixed topic taxonomy (ids, labels, OPP-115 mapping), read from data/topics.toml."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+
+_DATA = tomllib.loads(resources.files("watcher.data").joinpath("topics.toml").read_text("utf-8"))
+TOPICS: dict[str, dict[str, str]] = {t["id"]: t for t in _DATA["topic"]}
+TOPIC_IDS: tuple[str, ...] = tuple(TOPICS)
+
+
+def label(topic: str) -> str:
+    return TOPICS.get(topic, {}).get("label", topic)
