@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 from watcher import samples
 
@@ -28,3 +29,27 @@ def write_config(tmp_path: Path):
         return path
 
     return write
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch) -> None:
+    """A developer's WATCHER_* variables must not send a test's database or config elsewhere."""
+    for var in ("WATCHER_DATABASE", "WATCHER_SNAPSHOTS", "WATCHER_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="session")
+def _loopback_server():
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    if server.is_running():
+        server.stop()
+
+
+@pytest.fixture
+def web(_loopback_server: HTTPServer) -> HTTPServer:
+    """A real threaded HTTP server on 127.0.0.1 (pytest-httpserver), cleared for each test."""
+    _loopback_server.clear()
+    return _loopback_server

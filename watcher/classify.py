@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from functools import lru_cache
 from importlib import resources
+from itertools import pairwise
 
-from .dates import effective_date, find_dates, stated_dates_in
+from .dates import document_lines, effective_date, find_dates, stated_dates_in
 from .diff import diff_documents, strip_enumeration
 from .models import SEVERITIES, Change, Cue, Document, Fact, SectionChange, Severity
 from .normalize import to_markdown
@@ -37,14 +38,25 @@ def _load(name: str) -> dict:
 
 
 @lru_cache(maxsize=1)
-def _cues() -> dict[str, dict[str, list[tuple[str, re.Pattern[str]]]]]:
+def _cues() -> dict[str, dict[str, tuple[re.Pattern[str] | None, list[str]]]]:
+    """Per topic and key ("en", "en_weak", ...): one alternation of the cues (one compile) and the cues."""
     raw = _load("cues.toml")
-    out: dict[str, dict[str, list[tuple[str, re.Pattern[str]]]]] = {}
-    for topic, langs in raw.items():
-        out[topic] = {
-            lang: [(p, re.compile(rf"(?<![\w-])(?:{p})(?![\w-])", re.I)) for p in pats] for lang, pats in langs.items()
-        }
+    out: dict[str, dict[str, tuple[re.Pattern[str] | None, list[str]]]] = {}
+    for topic, groups in raw.items():
+        out[topic] = {}
+        for key, pats in groups.items():
+            rx = (
+                re.compile(r"(?<![\w-])(?:" + "|".join(f"(?:{p})" for p in pats) + r")(?![\w-])", re.I)
+                if pats
+                else None
+            )
+            out[topic][key] = (rx, pats)
     return out
+
+
+def _which_cue(pats: list[str], matched: str) -> str:
+    """The cue that matched (for --explain); only computed for cues that fired."""
+    return next((p for p in pats if re.fullmatch(p, matched, re.I)), pats[0])
 
 
 @lru_cache(maxsize=1)
@@ -87,18 +99,32 @@ class Unit:
     heading: str
     path: tuple[str, ...]
     is_heading: bool = False
+    is_item: bool = False  # a list item or table row: its heading says what it is about
+    stated: frozenset[str] = frozenset()  # dates this block states as the policy's (with document context)
+    lead: str = ""  # for list items: the paragraph that introduces the list ("We share it with:")
 
 
 def units(doc: Document) -> list[Unit]:
     out: list[Unit] = []
+    stated: dict[str, set[str]] = {}
+    for d in stated_dates_in(document_lines(doc), doc.lang):
+        stated.setdefault(d.text, set()).add(d.iso)  # "Last updated :" + next line: the date line holds it
     for idx, s in enumerate(doc.sections):
         if s.heading:
-            out.append(Unit(s.heading, _key(s.heading), idx, s.heading, s.path, True))
+            isos = frozenset(stated.get(s.heading, ()))
+            out.append(Unit(s.heading, _key(s.heading), idx, s.heading, s.path, True, stated=isos))
+        lead = ""
         for b in s.blocks:
+            if b.kind == "p":
+                lead = b.text
+            isos = frozenset(stated.get(b.text, ()))
+            item = b.kind != "p"
             for sent in sentences(b.text):
                 k = _key(sent)
                 if k:
-                    out.append(Unit(sent, k, idx, s.heading, s.path))
+                    out.append(
+                        Unit(sent, k, idx, s.heading, s.path, is_item=item, stated=isos, lead=lead if item else "")
+                    )
     return out
 
 
@@ -121,9 +147,11 @@ class Edit:
     section_after: int | None
     heading: str
     path: tuple[str, ...]
+    items_only: bool = False  # every sentence involved is a list item or table row
+    lead: str = ""  # the sentence introducing the list those items belong to
     deleted: list[str] = field(default_factory=list)  # changed words, old side
     inserted: list[str] = field(default_factory=list)  # changed words, new side
-    context: str = ""  # changed words with a few neighbours, both sides
+    context: str = ""  # the changed words with up to four neighbours on each side
     topics: list[str] = field(default_factory=list)
     cues: list[Cue] = field(default_factory=list)
     facts: list[Fact] = field(default_factory=list)
@@ -132,8 +160,17 @@ class Edit:
 _DATE_TOKEN = "isodate"
 
 
+_EMAIL = re.compile(r"[\w.+-]+\s*(?:@|\(at\)|\[at\])\s*[\w-]+(?:\s*(?:\.|\(dot\)|\[dot\])\s*[\w-]+)*\.[a-z]{2,}", re.I)
+
+
+def _emails_as_tokens(text: str) -> str:
+    """One token per e-mail address, so its parts ("x", "ai") are not read as words."""
+    return _EMAIL.sub(lambda m: " emailaddr_" + re.sub(r"\W+", "_", m.group(0).lower()).strip("_") + " ", text)
+
+
 def _canon(text: str, lang: str) -> list[str]:
     """Words with each written date replaced by one ISO token (format flips compare equal)."""
+    text = _emails_as_tokens(text)
     out, pos = [], 0
     for d in find_dates(text, lang):
         out.append(text[pos : d.start])
@@ -143,13 +180,10 @@ def _canon(text: str, lang: str) -> list[str]:
     return words(strip_enumeration("".join(out)))
 
 
-def _without_stated_dates(text: str, lang: str) -> tuple[list[str], set[str]]:
-    """Words with stated-date phrases (cue + date) removed, and the stated dates found."""
-    stated = stated_dates_in([text], lang)
-    if not stated:
-        return _canon(text, lang), set()
-    isos = {d.iso for d in stated}
-    canon = _canon(text, lang)
+def _without_stated_dates(units_: list[Unit], lang: str) -> tuple[list[str], set[str]]:
+    """Words with the stated dates removed, and the stated dates (found with document context)."""
+    isos: set[str] = set().union(*(u.stated for u in units_)) if units_ else set()
+    canon = _canon(" ".join(u.text for u in units_), lang)
     tokens = [t for t in canon if not (t.startswith(_DATE_TOKEN) and _iso_of(t) in isos)]
     return tokens, isos
 
@@ -227,8 +261,32 @@ class _Hunk:
     new: list[Unit]
 
 
+def _ngrams(units_: list[Unit]) -> Counter:
+    """Bigram and trigram counts of a version, to recognise a restored stock phrase."""
+    counts: Counter = Counter()
+    for u in units_:
+        k = u.key
+        counts.update(pairwise(k))
+        counts.update(zip(k, k[1:], k[2:], strict=False))
+    return counts
+
+
+def _restores_phrase(tokens: list[str], b1: int, b2: int, grams: Counter) -> bool:
+    """A single missing word put back: "vos à caractère personnel" -> "vos données à caractère
+    personnel" makes the sentence match a phrase the policy uses again and again, while the
+    broken form appears nowhere else."""
+    if b2 - b1 != 1 or b1 == 0 or b2 >= len(tokens):
+        return False
+    word = tokens[b1]
+    if word in _rules()["protected"] or any(c.isdigit() for c in word) or word.startswith(_DATE_TOKEN):
+        return False
+    prev, nxt = tokens[b1 - 1], tokens[b2]
+    return grams[(prev, word, nxt)] >= 3 and grams[(prev, nxt)] <= 1
+
+
 def find_edits(old: list[Unit], new: list[Unit], lang: str) -> tuple[list[Edit], list[str]]:
     """Material edits between two unit sequences, and the kinds of noise dismissed."""
+    grams = _ngrams(new)
     sm = SequenceMatcher(None, [u.key for u in old], [u.key for u in new], autojunk=False)
     hunks = [_Hunk(old[i1:i2], new[j1:j2]) for tag, i1, i2, j1, j2 in sm.get_opcodes() if tag != "equal"]
     noise: list[str] = []
@@ -244,7 +302,7 @@ def find_edits(old: list[Unit], new: list[Unit], lang: str) -> tuple[list[Edit],
     for h in hunks:
         if not h.old and not h.new:
             continue
-        edits.extend(_explain_hunk(h, lang, noise))
+        edits.extend(_explain_hunk(h, lang, noise, grams))
     return edits, noise
 
 
@@ -255,7 +313,7 @@ def _take(counter: Counter, key: tuple[str, ...]) -> bool:
     return False
 
 
-def _explain_hunk(h: _Hunk, lang: str, noise: list[str]) -> list[Edit]:
+def _explain_hunk(h: _Hunk, lang: str, noise: list[str], grams: Counter) -> list[Edit]:
     okey = [w for u in h.old for w in u.key]
     nkey = [w for u in h.new for w in u.key]
     if okey == nkey:
@@ -263,38 +321,122 @@ def _explain_hunk(h: _Hunk, lang: str, noise: list[str]) -> list[Edit]:
         return []
     otext = " ".join(u.text for u in h.old)
     ntext = " ".join(u.text for u in h.new)
-    o_nodate, o_stated = _without_stated_dates(otext, lang)
-    n_nodate, n_stated = _without_stated_dates(ntext, lang)
-    if o_nodate == n_nodate:
+    o_nodate, o_stated = _without_stated_dates(h.old, lang)
+    n_nodate, n_stated = _without_stated_dates(h.new, lang)
+    if o_nodate == n_nodate or _date_lines_only(h, lang):
         if o_stated == n_stated:
             noise.append("date format")
             return []
         return [_edit("date", h, otext, ntext, sorted(o_stated - n_stated), sorted(n_stated - o_stated))]
-    oc, nc = _canon(otext, lang), _canon(ntext, lang)
+    ocs = [_canon(u.text, lang) for u in h.old]
+    ncs = [_canon(u.text, lang) for u in h.new]
+    oc, nc = [w for c in ocs for w in c], [w for c in ncs for w in c]
     if oc == nc:
         noise.append("date format")
         return []
     sm = SequenceMatcher(None, oc, nc, autojunk=False)
     ops = [op for op in sm.get_opcodes() if op[0] != "equal"]
-    material = [op for op in ops if not _is_cosmetic(oc[op[1] : op[2]], nc[op[3] : op[4]])]
+    material = [
+        op
+        for op in ops
+        if not _is_cosmetic(oc[op[1] : op[2]], nc[op[3] : op[4]])
+        and not (op[0] == "insert" and _restores_phrase(nc, op[3], op[4], grams))
+    ]
     if not material:
         noise.append("spelling")
         return []
-    dels = [w for _, a1, a2, _, _ in material for w in oc[a1:a2]]
-    ins = [w for _, _, _, b1, b2 in material for w in nc[b1:b2]]
-    context = []
-    for _, a1, a2, b1, b2 in material:
-        context.append(" ".join(oc[max(0, a1 - 4) : a2 + 4]))
-        context.append(" ".join(nc[max(0, b1 - 4) : b2 + 4]))
-    kind = "modified" if h.old and h.new else "added" if h.new else "removed"
-    edit = _edit(kind, h, otext, ntext, dels, ins)
-    edit.context = " ".join(c for c in context if c)
-    return [edit]
+    return _sentence_edits(h, ocs, ncs, oc, nc, material)
+
+
+def _date_lines_only(h: _Hunk, lang: str) -> bool:
+    """Only short lines stating a date were added or removed ("3.4 | Document updated | 16.7.2026")."""
+    if h.old and h.new:
+        return False
+    return all(len(u.key) <= 10 and u.stated for u in h.old + h.new)
+
+
+def _owners(lengths: list[int]) -> list[int]:
+    """Token position -> index of the unit it belongs to."""
+    return [i for i, n in enumerate(lengths) for _ in range(n)]
+
+
+def _touched(owner: list[int], start: int, end: int) -> set[int]:
+    """Units a [start, end) token range touches; an empty range inside a unit touches it."""
+    if end > start:
+        return set(owner[start:end])
+    if 0 < start < len(owner) and owner[start - 1] == owner[start]:
+        return {owner[start]}
+    return set()
+
+
+def _touched_pair(oown: list[int], nown: list[int], a1: int, a2: int, b1: int, b2: int) -> tuple[set[int], set[int]]:
+    """Units touched on each side. Words added at the very end (or start) of a sentence extend
+    that sentence: "located in Canada." -> "located in Canada and the United States." is a
+    modified sentence, not an added one."""
+    old, new = _touched(oown, a1, a2), _touched(nown, b1, b2)
+    if not old and new:
+        old = _continued(oown, a1, nown, b1, b2)
+    elif not new and old:
+        new = _continued(nown, b1, oown, a1, a2)
+    return old, new
+
+
+def _continued(empty_owner: list[int], at: int, owner: list[int], start: int, end: int) -> set[int]:
+    if start > 0 and owner[start - 1] == owner[start] and 0 < at <= len(empty_owner):
+        return {empty_owner[at - 1]}  # the change continues the sentence before it
+    if end < len(owner) and owner[end] == owner[end - 1] and at < len(empty_owner):
+        return {empty_owner[at]}  # the change starts the sentence after it
+    return set()
+
+
+def _sentence_edits(
+    h: _Hunk, ocs: list[list[str]], ncs: list[list[str]], oc: list[str], nc: list[str], ops: list[tuple]
+) -> list[Edit]:
+    """One edit per group of sentences the material word changes touch, so each changed
+    sentence gets its own topics, facts and wording."""
+    oown, nown = _owners([len(c) for c in ocs]), _owners([len(c) for c in ncs])
+    touched = [_touched_pair(oown, nown, a1, a2, b1, b2) for _, a1, a2, b1, b2 in ops]
+    parent = list(range(len(ops)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(ops)):
+        for j in range(i + 1, len(ops)):
+            if touched[i][0] & touched[j][0] or touched[i][1] & touched[j][1]:
+                parent[find(i)] = find(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(ops)):
+        groups.setdefault(find(i), []).append(i)
+    edits = []
+    for members in sorted(groups.values()):
+        olds = sorted(set().union(*(touched[i][0] for i in members)))
+        news = sorted(set().union(*(touched[i][1] for i in members)))
+        if not olds and not news:
+            continue
+        sub = _Hunk([h.old[i] for i in olds], [h.new[i] for i in news])
+        dels = [w for i in members for w in oc[ops[i][1] : ops[i][2]]]
+        ins = [w for i in members for w in nc[ops[i][3] : ops[i][4]]]
+        kind = "modified" if sub.old and sub.new else "added" if sub.new else "removed"
+        edit = _edit(kind, sub, " ".join(u.text for u in sub.old), " ".join(u.text for u in sub.new), dels, ins)
+        edit.context = " ".join(
+            " ".join(oc[max(0, ops[i][1] - 4) : ops[i][2] + 4])
+            + " "
+            + " ".join(nc[max(0, ops[i][3] - 4) : ops[i][4] + 4])
+            for i in members
+        )
+        edits.append(edit)
+    return edits
 
 
 def _edit(kind: str, h: _Hunk, before: str, after: str, dels: list[str], ins: list[str]) -> Edit:
     anchor = h.new[0] if h.new else h.old[0]
     return Edit(
+        items_only=all(u.is_item for u in h.old + h.new),
+        lead=anchor.lead,
         kind=kind,
         before=before,
         after=after,
@@ -315,46 +457,125 @@ def _cue_langs(lang: str) -> tuple[str, ...]:
     return (lang,) if lang in ("en", "fr") else ("en", "fr")
 
 
+STRONG, WEAK = 3.0, 1.0  # a cue among the words that changed
+SENTENCE = 2.0  # a strong cue elsewhere in the changed sentence (at most two count)
+HEADING = 1.5  # a strong cue in the section heading (supports a topic, never creates one alone)
+FACT = 4.0  # a structured fact of the topic changed (a period, an age...)
+MIN_SCORE = 2.0  # evidence a topic needs: a strong cue in the change, or in the sentence's frame
+RELATIVE = 0.5  # ... and at least this share of the best topic's score
+DIRECT_RELATIVE = 0.3  # a topic named by the changed words themselves needs less
+MAX_TOPICS = 3  # per edit (a changed sentence or run of sentences)
+
+
 def score_topics(edit: Edit, lang: str) -> tuple[list[str], list[Cue]]:
-    """Topics of the text that changed: changed words weigh most, then the sentence, then headings."""
+    """Topics of the text that changed: changed words weigh most, then the sentence, then headings.
+
+    A strong cue among the changed words (or a changed fact) makes a topic a candidate on its
+    own; other evidence (weak cues, the unchanged frame of the sentence such as "X shares ...
+    with partners") must reach MIN_SCORE and half the best score. Headings only reinforce
+    topics that have evidence in the edit. When nothing qualifies, the heading decides, then
+    the best weak signal, then "other".
+    """
     if edit.kind == "date":
         return ["effective_date"], [
             Cue("effective_date", "stated date", f"{edit.before} -> {edit.after}", edit.heading)
         ]
     changed = fold(" ".join(edit.deleted + edit.inserted)).replace(_DATE_TOKEN, " ")
     context = fold(edit.context).replace(_DATE_TOKEN, " ")
-    sentence = fold(edit.before + " " + edit.after)
+    sentence = fold(_emails_as_tokens(edit.before + " " + edit.after))
     heading = fold(edit.heading)
     parents = fold(" ".join(edit.path[:-1]))
     scores: Counter[str] = Counter()
+    direct: set[str] = set()  # topics with a strong cue among the changed words, or a changed fact
+    head_scores: Counter[str] = Counter()
+    near_hits: dict[str, str] = {}
+    weak_found = False
     cues: list[Cue] = []
-    for topic, by_lang in _cues().items():
+    for topic, groups in _cues().items():
         for lg in _cue_langs(lang):
-            for pat, rx in by_lang.get(lg, ()):
-                hits = 0.0
-                m = rx.search(changed)
+            strong, pats = groups.get(lg, (None, []))
+            weak, wpats = groups.get(f"{lg}_weak", (None, []))
+            if strong is not None:
+                found = sorted(set(strong.findall(changed)))
+                near = sorted(set(strong.findall(context)) - set(found))
+                if found:
+                    direct.add(topic)
+                    scores[topic] += STRONG + min(len(found) - 1, 2)  # variants of one idea add little
+                    cues += [Cue(topic, _which_cue(pats, w), w, edit.heading, "change") for w in found[:3]]
+                elif near:
+                    near_hits[topic] = near[0]
+                # the unchanged frame of the sentence ("X shares ... with partners") tells what it is about
+                around = {w for w in strong.findall(sentence) if w not in found}
+                scores[topic] += SENTENCE * min(len(around), 2)
+                m = strong.search(heading)
                 if m:
-                    hits += 3.0
-                    cues.append(Cue(topic, pat, m.group(0), edit.heading, "change"))
-                elif rx.search(context):
-                    hits += 1.5
-                elif rx.search(sentence):
-                    hits += 0.75
-                if rx.search(heading):
-                    hits += 1.5
-                    cues.append(Cue(topic, pat, rx.search(heading).group(0), edit.heading, "heading"))  # type: ignore[union-attr]
-                elif parents and rx.search(parents):
-                    hits += 0.5
-                scores[topic] += hits
-    if not scores:
-        return ["other"], cues
-    top = max(scores.values())
-    if top < 2.0:
-        return ["other"], cues
-    picked = [t for t, s in scores.items() if s >= max(2.5, 0.45 * top)]
+                    head_scores[topic] += HEADING
+                    cues.append(Cue(topic, _which_cue(pats, m.group(0)), m.group(0), edit.heading, "heading"))
+                elif parents and strong.search(parents):
+                    head_scores[topic] += HEADING / 3
+            if weak is not None:
+                found = sorted(set(weak.findall(changed)))
+                if found:
+                    weak_found = True
+                    scores[topic] += WEAK * (1 + 0.5 * min(len(found) - 1, 1))  # "control", "controls": one idea
+                    cues += [Cue(topic, _which_cue(wpats, w), w, edit.heading, "change") for w in found[:2]]
+                if not head_scores[topic] and weak.search(heading):
+                    head_scores[topic] += HEADING / 3  # "Contact information": enough to file an address change
+    for f in edit.facts:
+        scores[f.topic] += FACT
+        direct.add(f.topic)
+    only_protected = all(w in _rules()["protected"] for w in edit.deleted + edit.inserted)
+    if not direct and not weak_found and not only_protected:
+        # (a flipped "never" -> "may" changes the whole sentence: its frame decides, not the neighbours)
+        # the changed words name nothing ("for [example for] device location [or for health
+        # apps]"): the words right next to them do ("Consent (...)")
+        for topic, word in near_hits.items():
+            direct.add(topic)
+            scores[topic] += STRONG
+            cues.append(Cue(topic, word, word, edit.heading, "change"))
+    if (
+        not direct
+        and edit.kind in ("added", "removed")
+        and edit.items_only
+        and len(edit.deleted) + len(edit.inserted) <= 25
+    ):
+        # a list item added or dropped means what its list says: the sentence that introduces it
+        # ("We share your data with:") or else the heading ("Developing and improving AI")
+        lead = fold(edit.lead)
+        for topic, groups in _cues().items():
+            for lg in _cue_langs(lang):
+                strong = groups.get(lg, (None, []))[0]
+                if lead and strong is not None and strong.search(lead):
+                    scores[topic] += STRONG
+                    direct.add(topic)
+        if not direct:
+            for topic, s in head_scores.items():
+                if s >= HEADING:
+                    scores[topic] += s
+                    direct.add(topic)
+    total = Counter(
+        {t: s + (head_scores[t] if t in direct else 0.0) for t, s in scores.items() if s >= MIN_SCORE or t in direct}
+    )
+    picked: list[str] = []
+    if total:
+        top = max(total.values())
+        picked = [
+            t
+            for t, s in total.items()
+            if (t in direct and s >= DIRECT_RELATIVE * top) or (s >= MIN_SCORE and s >= RELATIVE * top)
+        ]
+    # one sentence is about one or two things; more usually means incidental words
+    cap = MAX_TOPICS + (len(edit.deleted) + len(edit.inserted)) // 40  # a rewritten paragraph may touch more
+    picked = sorted(picked, key=lambda t: (t not in direct, -total[t]))[:cap]
+    if not picked and head_scores:
+        best = max(head_scores.values())
+        picked = [t for t, s in head_scores.items() if s >= best]
+    if not picked and scores:
+        picked = [max(scores, key=lambda t: scores[t])]
+    if not picked:
+        return ["other"], []
     picked.sort(key=lambda t: TOPIC_IDS.index(t))
-    cues = [c for c in cues if c.topic in picked]
-    return picked, cues
+    return picked, [c for c in cues if c.topic in picked]
 
 
 # --------------------------------------------------------------------------------------
@@ -382,8 +603,6 @@ def _sentence_facts(kind: str, before: str, after: str, topics: list[str]) -> Fa
         return None
     gone, new = sorted(b - a), sorted(a - b)
     topic = spec["topic"]
-    if kind == "place" and "transfer" not in topics:
-        return None
     return Fact(topic=topic, kind=kind, before="; ".join(gone) or None, after="; ".join(new) or None)
 
 
@@ -391,21 +610,26 @@ def _drop_contained(values: set[str]) -> set[str]:
     return {v for v in values if not any(v != w and v in w for w in values)}
 
 
-def extract_facts(edit: Edit, lang: str) -> list[Fact]:
+def extract_facts(edit: Edit, lang: str, topic_free: bool = True) -> list[Fact]:
+    """Structured terms that changed. `topic_free` facts (periods, ages, notice, e-mails) need no
+    topics and feed topic scoring; the others (places, negations, recipients) are read once the
+    edit's topics are known."""
     rules = _rules()
     facts: list[Fact] = []
     if edit.kind == "date":
         return facts
-    for kind in ("period", "age", "notice", "email", "place"):
+    for kind in ("period", "age", "notice", "email", "place") if topic_free else ():
         f = _sentence_facts(kind, edit.before, edit.after, edit.topics)
         if f:
             f.section = edit.heading
             facts.append(f)
+    if topic_free:
+        return facts
     neg = rules["negations"]
-    lost = [w for w in edit.deleted if w in neg]
-    gained = [w for w in edit.inserted if w in neg]
+    lost = _negations(edit.deleted, edit.before, neg)
+    gained = _negations(edit.inserted, edit.after, neg)
     if edit.kind == "modified" and (lost or gained) and Counter(lost) != Counter(gained):
-        topic = next((t for t in edit.topics if t != "other"), "other")
+        topic = min(edit.topics, key=_SPECIFIC.index) if edit.topics else "other"
         facts.append(Fact(topic, "negation", _excerpt(edit.before), _excerpt(edit.after), edit.heading))
     if "sharing" in edit.topics:
         ins_text = " ".join(edit.inserted)
@@ -423,6 +647,38 @@ def extract_facts(edit: Edit, lang: str) -> list[Fact]:
                 )
             )
     return facts
+
+
+# Most specific first: a flipped "never use your data to train AI models" is about AI, not "use".
+_SPECIFIC = [
+    "children",
+    "automated",
+    "transfer",
+    "retention",
+    "cookies",
+    "security",
+    "sharing",
+    "consent",
+    "rights",
+    "collection",
+    "use",
+    "contact",
+    "changes",
+    "effective_date",
+    "other",
+]
+
+
+def _negations(changed: list[str], sentence: str, neg: set[str]) -> list[str]:
+    """Negation words among the changed words; French "ne ... que" means "only" and is not one."""
+    found = [w for w in changed if w in neg]
+    if (
+        "ne" in found
+        and re.search(r"\b(?:ne|n['’])\b[^.;]*\bqu(?:e\b|['’])", fold(sentence))
+        and not re.search(r"\b(?:pas|jamais|aucun|aucune|rien|plus|ni|personne)\b", fold(sentence))
+    ):
+        found = [w for w in found if w not in ("ne", "n'")]
+    return found
 
 
 def _excerpt(text: str, limit: int = 160) -> str:
@@ -517,25 +773,33 @@ def _short(text: str, limit: int = 60) -> str:
 # Entry point
 
 
-def classify(old: Document, new: Document, sections: list[SectionChange] | None = None) -> Change:
-    """Compare two versions and decide what changed and whether it matters."""
-    if sections is None:
-        sections = diff_documents(old, new)
+def analyze(old: Document, new: Document) -> tuple[list[Edit], list[str], dict[str, str | None]]:
+    """The material edits (with topics and facts), the noise dismissed, and the stated dates."""
     lang = new.lang or old.lang or "en"
-    changed = to_markdown(old) != to_markdown(new) or old.title != new.title
     dates = {"before": effective_date(old), "after": effective_date(new)}
     edits, noise = find_edits(units(old), units(new), lang)
     if dates["before"] != dates["after"] and not any(e.kind == "date" for e in edits):
         # the stated date moved without a hunk of its own (e.g. a new row in a version table)
         edits.append(Edit("date", dates["before"] or "", dates["after"] or "", None, None, "", ()))
     for e in edits:
+        e.facts = extract_facts(e, lang, topic_free=True)
         e.topics, e.cues = score_topics(e, lang)
-        e.facts = extract_facts(e, lang)
+        e.facts += extract_facts(e, lang, topic_free=False)
     if dates["before"] != dates["after"]:
         for e in edits:
             if e.kind == "date":
                 e.facts.append(Fact("effective_date", "date", dates["before"], dates["after"], e.heading))
                 break
+    return edits, noise, dates
+
+
+def classify(old: Document, new: Document, sections: list[SectionChange] | None = None) -> Change:
+    """Compare two versions and decide what changed and whether it matters."""
+    if sections is None:
+        sections = diff_documents(old, new)
+    lang = new.lang or old.lang or "en"
+    changed = to_markdown(old) != to_markdown(new)
+    edits, noise, dates = analyze(old, new)
     material = bool(edits)
     topics = sorted({t for e in edits for t in e.topics}, key=TOPIC_IDS.index)
     severity: Severity = "none"

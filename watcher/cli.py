@@ -114,9 +114,11 @@ OUTCOME_STYLE = {
 @config_option
 @click.argument("sites", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per site, in a list.")
+@click.option("--no-notify", is_flag=True, help="Record changes but do not send due notifications now.")
 @handle_errors
-def check(config_path: str, sites: tuple[str, ...], as_json: bool) -> None:
-    """Check every site (or the named SITES) once, record new versions and changes.
+def check(config_path: str, sites: tuple[str, ...], as_json: bool, no_notify: bool) -> None:
+    """Check every site (or the named SITES) once, record new versions and changes, then
+    send the notifications that are due (unless --no-notify).
 
     \b
     Example:
@@ -132,6 +134,8 @@ def check(config_path: str, sites: tuple[str, ...], as_json: bool) -> None:
     store = _store(config)
     try:
         results = _with_progress(lambda cb: run_cycle(config, store, chosen, on_result=cb), len(chosen), as_json)
+        if config.subscribers and not no_notify:
+            _deliver_after_check(config, store)
     finally:
         store.close()
     if as_json:
@@ -139,6 +143,22 @@ def check(config_path: str, sites: tuple[str, ...], as_json: bool) -> None:
     else:
         _results_table(results)
     sys.exit(1 if any(r.outcome == "error" for r in results) else 0)
+
+
+def _deliver_after_check(config: Config, store: Any) -> None:
+    """A one-shot cron `watcher check` sends what is due; a delivery problem is reported, not fatal."""
+    from .notify import deliver
+
+    report = deliver(config, store)
+    for a in report.attempts:
+        if not a.ok:
+            click.echo(f"watcher: notification #{a.row} to {a.target} ({a.subscriber}) failed: {a.error}", err=True)
+    if report.retrying or report.failed:
+        click.echo(
+            f"watcher: {report.sent} notification(s) sent, {report.retrying} will be retried, "
+            f"{report.failed} failed for good; see `watcher outbox`",
+            err=True,
+        )
 
 
 def _with_progress(run: Callable[[Callable[[Any], None]], list[Any]], total: int, quiet: bool) -> list[Any]:
@@ -379,6 +399,504 @@ def show(config_path: str, site: str, seq: int | None) -> None:
             f"{site}: no version {seq}" if seq else f"{site}: no versions yet (run `watcher check {site}`)"
         )
     sys.stdout.write(v["markdown"])
+
+
+# ---------------------------------------------------------------------------------------
+# run / status / health
+
+
+@main.command("run")
+@config_option
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=8.0,
+    show_default=True,
+    help="Seconds in-flight checks may take to finish after SIGTERM before they are abandoned.",
+)
+@click.pass_context
+@handle_errors
+def run_cmd(ctx: click.Context, config_path: str, grace: float) -> None:
+    """Check every site on its own interval until stopped (SIGTERM or Ctrl-C).
+
+    Sends due notifications every `notify_every`, reloads sites.toml on SIGHUP or when the
+    file changes (a broken file is logged and the previous one kept), and holds a lock so
+    only one `watcher run` uses a database. Logs one line per check at info level.
+
+    \b
+    Example:
+      watcher run -c sites.toml
+      watcher --log-format json run        # one JSON object per line, for containers
+    """
+    from .schedule import Daemon
+
+    config = _load_config(config_path)
+    level_source = ctx.parent.get_parameter_source("log_level") if ctx.parent else None
+    if level_source is click.core.ParameterSource.DEFAULT and "WATCHER_LOG_LEVEL" not in os.environ:
+        logging.getLogger("watcher.run").setLevel(logging.INFO)  # a daemon's per-check lines are its output
+    sys.exit(Daemon(config_path, config, grace=grace).run())
+
+
+def _open_existing(config: Config):  # type: ignore[no-untyped-def]
+    """The database for viewing, or None when no check has created it yet; never creates or migrates."""
+    from .store import Store
+
+    if not Path(config.settings.database).is_file():
+        return None
+    return Store.open_readonly(config.settings.database)
+
+
+def _when(value: str | None, now: Any, due: bool = False) -> str:
+    """A stored UTC time as "3m ago" / "in 2h" (the exact times are in --json)."""
+    if not value:
+        return ""
+    from datetime import datetime
+
+    secs = int((datetime.fromisoformat(value) - now).total_seconds())
+    if due and secs <= 0:
+        return "now"
+    span = abs(secs)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if span >= size or unit == "s":
+            rel = f"{span // size}{unit}"
+            break
+    return f"in {rel}" if secs > 0 else f"{rel} ago"
+
+
+@main.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the scheduler and every site as one JSON object.")
+@handle_errors
+def status(config_path: str, as_json: bool) -> None:
+    """Show each site's last check, last change, last error, failures in a row and next due time.
+
+    \b
+    Example:
+      watcher status
+      watcher status --json
+    """
+    from datetime import UTC, datetime
+
+    from .schedule import site_status
+
+    config = _load_config(config_path)
+    store = _open_existing(config)
+    try:
+        report = site_status(config, store)
+    finally:
+        if store is not None:
+            store.close()
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    now = datetime.now(UTC)
+    sched = report["scheduler"]
+    if sched is None:
+        click.echo("scheduler: no heartbeat (`watcher run` has not run on this database)")
+    else:
+        click.echo(
+            f"scheduler: {sched['state']} (pid {sched['pid']} on {sched['host']}), "
+            f"heartbeat {_when(sched['heartbeat_at'], now)}"
+        )
+    table = Table(show_header=True, header_style="bold")
+    for col in ("site", "last check", "outcome", "last change", "failures", "next due", "last error"):
+        table.add_column(col, overflow="fold")
+    for s in report["sites"]:
+        failures = str(s["consecutive_failures"]) if s["consecutive_failures"] else ""
+        table.add_row(
+            escape(s["site"]),
+            _when(s["last_check"], now) or "never",
+            s["last_outcome"] or "",
+            _when(s["last_change"], now),
+            f"[red]{failures}[/]" if failures else "",
+            _when(s["next_due"], now, due=True) or "now",
+            escape(_trim(s["last_error"] or "", 120)),
+        )
+    Console(highlight=False).print(table)
+
+
+@main.command()
+@config_option
+@click.option(
+    "--max-age",
+    type=click.FloatRange(min=1),
+    default=120.0,
+    show_default=True,
+    help="Oldest acceptable heartbeat, in seconds.",
+)
+@click.option(
+    "--cycles",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Unhealthy when this many cycles in a row all failed (0: ignore).",
+)
+@click.option(
+    "--max-cycle",
+    type=click.FloatRange(min=1),
+    default=3600.0,
+    show_default=True,
+    help="Longest acceptable cycle, in seconds.",
+)
+def health(config_path: str, max_age: float, cycles: int, max_cycle: float) -> None:
+    """Exit 0 when `watcher run` is alive and working, 1 otherwise (for container health checks).
+
+    Unhealthy: no heartbeat, a stale or stopped one, a cycle running too long, or the last
+    CYCLES cycles all failed (every check in them failed, e.g. the network is down). Any
+    error, a configuration error included, exits 1: Docker reserves status 2.
+
+    \b
+    Example:
+      watcher health --max-age 120 --cycles 3
+    """
+    from .schedule import check_health
+
+    try:
+        config = _load_config(config_path)
+        store = _open_existing(config)
+        if store is None:
+            raise WatcherError(f"{config.settings.database}: no database yet (is `watcher run` running?)")
+        try:
+            verdict = check_health(store, max_age=max_age, cycles=cycles, max_cycle=max_cycle)
+        finally:
+            store.close()
+    except WatcherError as exc:
+        click.echo(f"watcher: unhealthy: {exc}", err=True)
+        sys.exit(1)
+    if not verdict.ok:
+        click.echo(f"watcher: unhealthy: {verdict.message}", err=True)
+        sys.exit(1)
+    click.echo(verdict.message)
+
+
+# ---------------------------------------------------------------------------------------
+# report / serve / export / import (Open Terms Archive)
+
+
+def _readonly_store(config: Config):  # type: ignore[no-untyped-def]
+    from .store import Store
+
+    return Store.open_readonly(config.settings.database)
+
+
+@main.command()
+@config_option
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Folder to write the report to.")
+@click.option("--base-url", default="", help="Public URL of the folder, to make feed links absolute.")
+@handle_errors
+def report(config_path: str, out: str, base_url: str) -> None:
+    """Write a static HTML report (index, a page per site and per change) and Atom feeds.
+
+    The pages are self-contained (no external CSS, scripts or fonts) and work from file://
+    or any static host. The database is opened read-only.
+
+    \b
+    Example:
+      watcher report --out report/ && open report/index.html
+      watcher report --out public/ --base-url https://policies.example.org/
+    """
+    from .report import write_report
+
+    config = _load_config(config_path)
+    store = _readonly_store(config)
+    try:
+        stats = write_report(store, Path(out), base_url=base_url)
+    finally:
+        store.close()
+    click.echo(f"{out}: {stats.sites} site(s), {stats.changes} change page(s), {stats.files} files; open index.html")
+
+
+@main.command()
+@config_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@handle_errors
+def serve(config_path: str, host: str, port: int) -> None:
+    """Serve the report's pages and feeds live from the database, read-only.
+
+    \b
+    Example:
+      watcher serve                      # http://127.0.0.1:8080/
+      watcher serve --port 9000
+    """
+    from .serve import make_server
+
+    config = _load_config(config_path)
+    server = make_server(config.settings.database, host, port)
+    h, p = server.server_address[:2]
+    click.echo(f"serving {config.settings.database} read-only on http://{h}:{p}/ (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@main.command()
+@config_option
+@click.argument("dest", required=False)
+@click.option(
+    "--format", "fmt", type=click.Choice(["jsonl", "csv", "markdown-tree"]), default="jsonl", show_default=True
+)
+@click.option("--site", help="Only this site.")
+@click.option("--since", help="Only versions and changes at or after this date (2024-01-31 or ISO 8601).")
+@click.option("--with-text", is_flag=True, help="Include each version's Markdown (jsonl, csv).")
+@handle_errors
+def export(config_path: str, dest: str | None, fmt: str, site: str | None, since: str | None, with_text: bool) -> None:
+    """Export versions and changes (topics, severity, facts, dates) for analysis.
+
+    jsonl and csv write one record per version and per change to DEST (default: stdout);
+    markdown-tree writes DEST/<site>/<terms type>/YYYY-MM-DDTHH-MM-SSZ.md like the Open
+    Terms Archive dataset.
+
+    \b
+    Example:
+      watcher export --format csv history.csv
+      watcher export --format jsonl --site acme --since 2024-01-01
+      watcher export --format markdown-tree dataset/
+    """
+    from . import export as ex
+
+    config = _load_config(config_path)
+    cutoff = ex.parse_since(since) if since else None
+    if fmt == "markdown-tree" and not dest:
+        raise WatcherError(
+            "export --format markdown-tree needs a destination folder: watcher export --format markdown-tree DIR"
+        )
+    store = _readonly_store(config)
+    try:
+        if fmt == "markdown-tree":
+            n = ex.write_markdown_tree(store, Path(dest or "."), site=site, since=cutoff)
+            click.echo(f"{dest}: {n} version file(s)", err=True)
+            return
+        recs = ex.records(store, site=site, since=cutoff, with_text=with_text)
+        try:
+            out = open(dest, "w", encoding="utf-8", newline="") if dest and dest != "-" else sys.stdout  # noqa: SIM115
+        except OSError as exc:
+            raise WatcherError(f"{dest}: cannot write: {exc.strerror}") from None
+        try:
+            n = ex.write_jsonl(recs, out) if fmt == "jsonl" else ex.write_csv(recs, out, with_text=with_text)
+        finally:
+            if out is not sys.stdout:
+                out.close()
+        if dest and dest != "-":
+            click.echo(f"{dest}: {n} record(s)", err=True)
+    finally:
+        store.close()
+
+
+@main.group("import")
+def import_group() -> None:
+    """Import from Open Terms Archive: service declarations and version history."""
+
+
+@import_group.command("ota-declarations")
+@config_option
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--terms-type",
+    "terms_types",
+    multiple=True,
+    default=["Privacy Policy"],
+    show_default=True,
+    help="OTA terms type to import (repeat for several, e.g. --terms-type 'Terms of Service').",
+)
+@click.option("--dry-run", is_flag=True, help="Print the [[site]] entries instead of appending them.")
+@handle_errors
+def import_ota_declarations(
+    config_path: str, paths: tuple[str, ...], terms_types: tuple[str, ...], dry_run: bool
+) -> None:
+    """Turn Open Terms Archive declaration files (or folders of them) into [[site]] entries in sites.toml.
+
+    What watcher cannot carry over (filter functions, client scripts, combined pages,
+    range selectors it cannot express) is listed for each service.
+
+    \b
+    Example:
+      watcher import ota-declarations ../declarations/declarations/
+      watcher import ota-declarations Acme.json --terms-type "Privacy Policy" --terms-type "Terms of Service"
+    """
+    import tomllib
+
+    from . import ota
+
+    target = Path(config_path)
+    try:
+        current = target.read_text(encoding="utf-8") if target.exists() else ""
+        existing = tomllib.loads(current)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{target}: cannot read it to append sites ({exc}); fix it first") from None
+    files = ota.declaration_files(list(paths))
+    if not files:
+        raise WatcherError(f"{', '.join(paths)}: no declaration files (*.json) found")
+    imports = [ota.read_declaration(f, tuple(terms_types)) for f in files]
+    text, added = ota.plan_append(imports, target, existing)
+    for imp in imports:
+        if imp.error:
+            click.echo(f"{imp.path}: error: {imp.error}", err=True)
+            continue
+        for entry in imp.entries:
+            if any(e is entry for _, e in added):
+                click.echo(
+                    f"{imp.service}: {entry.terms} -> site {entry.table['name']!r} ({entry.table['url']})", err=True
+                )
+                for note in entry.notes:
+                    click.echo(f"{imp.service}: note: {note}", err=True)
+        for note in imp.notes:
+            click.echo(f"{imp.service}: note: {note}", err=True)
+    if dry_run:
+        click.echo(text, nl=False)
+    elif text:
+        sep = "" if not current or current.endswith("\n\n") else ("\n" if current.endswith("\n") else "\n\n")
+        try:
+            with target.open("a", encoding="utf-8") as fh:
+                fh.write(sep + text)
+        except OSError as exc:
+            raise WatcherError(f"{target}: cannot append the new sites: {exc.strerror}") from None
+        click.echo(f"{target}: added {len(added)} site(s)", err=True)
+    sys.exit(1 if any(imp.error for imp in imports) else 0)
+
+
+@import_group.command("ota-versions")
+@config_option
+@click.argument("repo", type=click.Path(file_okay=False))
+@click.option("--service", required=True, help="OTA service id (the folder name in the versions repository).")
+@click.option(
+    "--terms", default="Privacy Policy", show_default=True, help="OTA terms type (the file name without .md)."
+)
+@click.option(
+    "--site", "site_name", help="Site in sites.toml to fill (default: the name `import ota-declarations` gives)."
+)
+@handle_errors
+def import_ota_versions(config_path: str, repo: str, service: str, terms: str, site_name: str | None) -> None:
+    """Backfill a site's history from a local clone of an Open Terms Archive versions repository.
+
+    Each commit touching SERVICE/TERMS.md becomes a version dated by the commit, and each
+    change is classified. Technical-upgrade commits are kept as a new baseline, never as a
+    change of the policy. Nothing is sent to subscribers. Running it again adds only newer commits.
+
+    \b
+    Example:
+      git clone https://github.com/OpenTermsArchive/pga-versions
+      watcher import ota-versions pga-versions --service Facebook
+    """
+    from . import ota
+    from .fetch import now_iso
+
+    config = _load_config(config_path)
+    site = config.site(site_name or ota.site_name(service, terms))
+    store = _store(config)
+    try:
+        res = ota.import_versions(store, Path(repo), service=service, terms=terms, site=site, now=now_iso())
+        store.ensure_snapshots(site.name)
+    finally:
+        store.close()
+    click.echo(
+        f"{site.name}: {res.versions} version(s), {res.changes} change(s) ({res.material} material, "
+        f"{res.technical} technical upgrade(s)); {res.unchanged} commit(s) without new text, "
+        f"{res.already} already imported or older than the site's history"
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# outbox / notify-test
+
+
+@main.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the deliveries (and any resend attempts) as JSON.")
+@click.option("--retry", is_flag=True, help="Resend failed deliveries, and those waiting to be retried, now.")
+@handle_errors
+def outbox(config_path: str, as_json: bool, retry: bool) -> None:
+    """List notifications not delivered yet (pending, failed, waiting for a digest).
+
+    With --retry, failed and backing-off deliveries are sent again at once; targets that
+    already accepted a message are not sent it twice. Targets are shown with secrets masked.
+
+    \b
+    Example:
+      watcher outbox
+      watcher outbox --retry --json
+    """
+    from . import notify
+
+    config = _load_config(config_path)
+    report = None
+    if retry:
+        store = _store(config)
+        try:
+            notify.requeue(config, store)
+            report = notify.deliver(config, store)
+            rows = notify.outbox_view(config, store)
+        finally:
+            store.close()
+    else:
+        view = _open_existing(config)
+        rows = []
+        if view is not None:
+            try:
+                rows = notify.outbox_view(config, view)
+            finally:
+                view.close()
+    if as_json:
+        out = {"outbox": rows, "delivery": report.as_dict() if report else None}
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+    else:
+        for a in report.attempts if report else []:
+            what = "sent" if a.ok else f"failed: {a.error}"
+            click.echo(f"#{a.row} {a.kind} {a.site} -> {a.subscriber} {a.target}: {what}")
+        if not rows:
+            click.echo("outbox: nothing pending or failed")
+        for r in rows:
+            what = f"{r['kind']} {r['site']}".strip()
+            when = f", next try {r['next_attempt_at'][:19]}Z" if r["next_attempt_at"] and r["attempts"] else ""
+            tries = f", {r['attempts']} tr{'y' if r['attempts'] == 1 else 'ies'}" if r["attempts"] else ""
+            click.echo(
+                f"#{r['id']} {what} -> {r['subscriber']}: {r['state']}, waiting for {r['waiting_for']}{tries}{when}"
+            )
+            for t in r["targets"]:
+                click.echo(f"    {t['target']}: {'delivered' if t['delivered'] else 'not yet'}")
+            if r["last_error"]:
+                click.echo(f"    last error: {r['last_error']}")
+    sys.exit(1 if report and (report.failed or report.retrying) else 0)
+
+
+@main.command("notify-test")
+@config_option
+@click.argument("subscriber", required=False)
+@handle_errors
+def notify_test(config_path: str, subscriber: str | None) -> None:
+    """Send a sample change notification to a subscriber's targets (default: every subscriber).
+
+    Checks the wiring (tokens, SMTP, webhooks) without waiting for a real change. Each
+    target is printed with its secrets masked; the exit status is 1 when one failed.
+
+    \b
+    Example:
+      watcher notify-test
+      watcher notify-test privacy-team
+    """
+    from . import notify
+
+    config = _load_config(config_path)
+    subs = config.subscribers
+    if subscriber:
+        subs = [s for s in subs if s.name == subscriber]
+        if not subs:
+            names = ", ".join(s.name for s in config.subscribers) or "none"
+            raise ConfigError(f"{config.path}: no subscriber named {subscriber!r} (subscribers: {names})")
+    if not subs:
+        raise ConfigError(f"{config.path}: no [[subscriber]] entries (add one with 'name' and 'urls')")
+    message = notify.sample_message()
+    failed = 0
+    for sub in subs:
+        for url in sub.urls:
+            ok, error = notify.send(url, message)
+            failed += not ok
+            what = "sent" if ok else f"failed: {error}"
+            click.echo(f"{sub.name}: {notify.target_label(url)} ({notify.target_format(url)}): {what}")
+    sys.exit(1 if failed else 0)
 
 
 # ---------------------------------------------------------------------------------------

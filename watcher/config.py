@@ -145,14 +145,21 @@ def expand_env(value: str, where: str) -> str:
     return _ENV.sub(sub, value)
 
 
-def _expand(value: Any, where: str) -> Any:
+def _expand(value: Any, where: str, key: str = "") -> Any:
+    """Expand ${VAR} everywhere; a missing variable names the entry and the top-level key."""
     if isinstance(value, str):
-        return expand_env(value, where)
+        return expand_env(value, f"{where}: {key!r}" if key else where)
     if isinstance(value, list):
-        return [_expand(v, where) for v in value]
+        return [_expand(v, where, key) for v in value]
     if isinstance(value, dict):
-        return {k: _expand(v, where) for k, v in value.items()}
+        return {k: _expand(v, where, key or k) for k, v in value.items()}
     return value
+
+
+def _label(raw: Any, kind: str, index: int) -> str:
+    """How an entry is named in messages: its name when it has one, else its position."""
+    name = raw.get("name") if isinstance(raw, dict) else None
+    return f"{kind} {name!r}" if isinstance(name, str) and "${" not in name else f"{kind} #{index + 1}"
 
 
 def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
@@ -330,10 +337,19 @@ def _subscriber(raw: dict[str, Any], index: int, path: Path, site_names: set[str
 
 
 def _check_apprise(sub: Subscriber, where: str) -> None:
+    import logging
+
     import apprise
 
+    # apprise logs the whole rejected URL (token and all) at ERROR; our one line replaces it.
+    apprise_log = logging.getLogger("apprise")
     for i, url in enumerate(sub.urls):
-        if apprise.Apprise.instantiate(url, suppress_exceptions=True) is None:
+        was_disabled, apprise_log.disabled = apprise_log.disabled, True
+        try:
+            plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+        finally:
+            apprise_log.disabled = was_disabled
+        if plugin is None:
             shown = url.split("://", 1)[0] + "://…" if "://" in url else "(not a URL)"
             raise ConfigError(f"{where}: 'urls' entry {i + 1} ({shown}) is not a valid apprise URL")
 
@@ -366,7 +382,7 @@ def parse(raw: dict[str, Any], path: Path) -> Config:
     sites: list[Site] = []
     seen: set[str] = set()
     for i, item in enumerate(sites_raw):
-        site = _site(_expand(item, f"{path}: site #{i + 1}"), i, path)
+        site = _site(_expand(item, f"{path}: {_label(item, 'site', i)}"), i, path)
         if site.name in seen:
             raise ConfigError(f"{path}: site {site.name!r}: duplicate name (site names must be unique)")
         seen.add(site.name)
@@ -377,7 +393,7 @@ def parse(raw: dict[str, Any], path: Path) -> Config:
     subscribers: list[Subscriber] = []
     sub_names: set[str] = set()
     for i, item in enumerate(subs_raw):
-        sub = _subscriber(_expand(item, f"{path}: subscriber #{i + 1}"), i, path, seen)
+        sub = _subscriber(_expand(item, f"{path}: {_label(item, 'subscriber', i)}"), i, path, seen)
         if sub.name in sub_names:
             raise ConfigError(f"{path}: subscriber {sub.name!r}: duplicate name")
         sub_names.add(sub.name)

@@ -1,29 +1,35 @@
 """One check of many sites: fetch -> guard -> normalize -> diff -> classify -> store -> queue.
 
-Pages are fetched and normalized by a pool of workers; the store is written by the calling
-thread only, one transaction per site, so the database has a single writer and a crash
-loses at most the site being written. A site that fails is recorded on its state and the
-cycle goes on: nothing here raises because one site went wrong.
+Pages are fetched by a pool of threads (the sync httpx client: faster than its async one
+here, issue 10); a body whose hash equals the last one stops there, undecoded and unparsed.
+New bodies are decoded, normalized, rendered, dated and compressed in worker processes, one
+per core, so parsing runs beside fetching instead of behind the GIL. The store is written
+by the calling thread only, one transaction per site, so the database has a single writer
+and a crash loses at most the site being written. At most a few pages per thread are in
+flight, so memory does not grow with the number of sites. A site that fails is recorded on
+its state and the cycle goes on: nothing here raises because one site went wrong.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import os
+import sys
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from . import guard, notify
-from .classify import classify
+from . import guard
 from .config import Config, Site
-from .dates import effective_date
-from .fetch import Fetcher, now_iso
+from .fetch import Fetcher, decode_body, now_iso
+from .logs import redact
 from .models import Document, FetchResult
-from .normalize import NormalizeError, normalize, to_markdown
-from .store import Store, body_hash, text_hash
+from .store import Store, body_hash, pack_body, text_hash
 
 log = logging.getLogger("watcher.cycle")
 
@@ -61,6 +67,103 @@ class Prepared:
     error: str | None = None
     error_kind: str | None = None
     seconds: float = 0.0
+    digest: str = ""  # sha256 of the body, computed once in the fetch thread
+    needs_parse: bool = False  # a new body, waiting for a parse worker
+    text_hash: str = ""
+    effective: str | None = None  # the policy's stated date (see `dated`)
+    dated: bool = False
+    packed: bytes | None = None  # the body compressed for the store, by the parse worker
+
+
+@dataclass
+class Parsed:
+    """What `parse_page` computed for one body (crosses the process boundary, so kept small)."""
+
+    doc: Document | None = None
+    markdown: str = ""
+    text_hash: str = ""
+    effective: str | None = None
+    packed: bytes | None = None
+    error: str | None = None
+    error_kind: str | None = None
+
+
+def parse_page(body: bytes, content_type: str, site: Site, budget: float, text: str = "") -> Parsed:
+    """Everything CPU-bound about a new body: decode, normalize, guard, Markdown, stated date, compress.
+
+    Pure of the network and the database, so it can run in a worker process.
+    """
+    # imported where used: a cycle with nothing new never loads the parser (~45 ms of start-up)
+    from .dates import effective_date
+    from .normalize import NormalizeError, normalize, to_markdown
+
+    if not text:
+        text, _ = decode_body(body, content_type)
+    try:
+        doc = normalize(text, selector=site.selector, remove=site.remove, lang=site.lang, budget_s=budget)
+    except NormalizeError as exc:
+        return Parsed(error=str(exc), error_kind="normalize")
+    except Exception as exc:  # a parser bug must not stop the cycle
+        log.exception("site %s: normalization failed", site.name)
+        return Parsed(error=f"normalization failed: {type(exc).__name__}: {exc}", error_kind="normalize")
+    verdict = guard.assess_page(doc, text)
+    if verdict.kind == "error":
+        return Parsed(error=verdict.reason, error_kind=verdict.error_kind)
+    markdown = to_markdown(doc)
+    return Parsed(doc, markdown, text_hash(markdown), effective_date(doc), pack_body(body))
+
+
+def _apply(prep: Prepared, parsed: Parsed) -> Prepared:
+    prep.needs_parse = False
+    if parsed.error:
+        prep.error, prep.error_kind = parsed.error, parsed.error_kind
+        return prep
+    prep.doc, prep.markdown, prep.text_hash = parsed.doc, parsed.markdown, parsed.text_hash
+    prep.effective, prep.dated, prep.packed = parsed.effective, True, parsed.packed
+    return prep
+
+
+# Worker processes pay off once a cycle has a few new bodies to parse (a fork costs ~5 ms,
+# a page ~20 ms of CPU); WATCHER_WORKERS overrides the count (0: parse in the fetch threads).
+MIN_PAGES_FOR_WORKERS = 8
+
+
+def parse_workers(pages: int) -> int:
+    """Worker processes for a cycle of `pages` sites: one per usable core, none where fork is unsafe."""
+    env = os.environ.get("WATCHER_WORKERS", "").strip()
+    if env.isdigit():
+        return int(env)
+    if sys.platform != "linux" or pages < MIN_PAGES_FOR_WORKERS:
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores if cores > 1 else 0
+
+
+class _Parsers:
+    """A process pool started on the first body that needs parsing (a warm cycle never starts it)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool: ProcessPoolExecutor | None = None
+
+    def submit(self, prep: Prepared, budget: float) -> Future[Parsed]:
+        if self.pool is None:
+            # fork: the children inherit the imported parser (no start-up imports) and run only
+            # pure code (no httpx, no sqlite), so the fetch threads' locks are never touched.
+            from . import dates, normalize  # noqa: F401 - loaded once here, before the fork
+
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"))
+        return self.pool.submit(parse_page, prep.fetch.body, prep.fetch.content_type, prep.site, budget)
+
+    def reset(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
 
 
 def make_fetcher(config: Config) -> Fetcher:
@@ -75,8 +178,11 @@ def make_fetcher(config: Config) -> Fetcher:
     )
 
 
-def prepare(site: Site, fetcher: Fetcher, state: dict, budget: float) -> Prepared:
-    """Fetch and normalize one page (runs in a worker thread; no database access)."""
+def prepare(site: Site, fetcher: Fetcher, state: dict, budget: float, inline: bool = True) -> Prepared:
+    """Fetch one page and, when `inline`, parse it (runs in a fetch thread; no database access).
+
+    Without `inline` a new body is left for a parse worker (`needs_parse`).
+    """
     start = time.monotonic()
     if not site.verify_tls:
         log.warning("site %s: TLS certificate verification is off (verify_tls = false)", site.name)
@@ -86,28 +192,19 @@ def prepare(site: Site, fetcher: Fetcher, state: dict, budget: float) -> Prepare
         etag=state.get("etag"),
         last_modified=state.get("last_modified"),
         verify_tls=site.verify_tls,
+        decode=False,  # decoded only if the bytes changed
     )
     prep = Prepared(site=site, fetch=result)
     if not result.ok or result.not_modified:
         return prep
-    if state.get("last_body_hash") == body_hash(result.body) and not state.get("held"):
-        prep.same_body = True  # identical bytes: nothing to parse
+    prep.digest = body_hash(result.body)
+    if state.get("last_body_hash") == prep.digest and not state.get("held"):
+        prep.same_body = True  # identical bytes: nothing to decode or parse
         return prep
-    try:
-        doc = normalize(result.text, selector=site.selector, remove=site.remove, lang=site.lang, budget_s=budget)
-    except NormalizeError as exc:
-        prep.error, prep.error_kind = str(exc), "normalize"
+    if not inline:
+        prep.needs_parse = True
         return prep
-    except Exception as exc:  # a parser bug must not stop the cycle
-        log.exception("site %s: normalization failed", site.name)
-        prep.error, prep.error_kind = f"normalization failed: {type(exc).__name__}: {exc}", "normalize"
-        return prep
-    verdict = guard.assess_page(doc, result.text)
-    if verdict.kind == "error":
-        prep.error, prep.error_kind = verdict.reason, verdict.error_kind
-        return prep
-    prep.doc = doc
-    prep.markdown = to_markdown(doc)
+    _apply(prep, parse_page(result.body, result.content_type, site, budget))
     prep.seconds = time.monotonic() - start
     return prep
 
@@ -133,43 +230,128 @@ def run_cycle(
     now = now_iso()
     with store.transaction():
         for site in sites:
-            store.upsert_site(site.name, site.url, site.settings_hash(), now)
+            # the database keeps the URL without its credentials (user:password@, ?token=)
+            store.upsert_site(site.name, redact(site.url), site.settings_hash(), now)
     states = {site.name: store.state(site.name) for site in sites}
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, config.settings.concurrency), thread_name_prefix="fetch") as pool:
-            futures: list[Future[Prepared]] = []
-            for site in sites:
-                st = states[site.name]
-                wait = st.get("retry_not_before")
-                if wait and wait > now_iso():
-                    res = SiteResult(site.name, "skipped", f"the server asked to wait until {wait}")
-                    results.append(res)
-                    if on_result:
-                        on_result(res)
-                    continue
-                futures.append(pool.submit(prepare, site, fetcher, st, config.settings.normalize_budget))
-            for fut in futures:
-                if stop and stop():
-                    fut.cancel()
-                    continue
-                try:
-                    prep = fut.result()
-                except Exception:  # defensive: prepare() handles its own errors
-                    log.exception("fetch worker crashed")
-                    continue
-                res = record(config, store, prep, states[prep.site.name])
+    order = {site.name: i for i, site in enumerate(sites)}
+    budget = config.settings.normalize_budget
+    threads = max(1, config.settings.concurrency)
+    parsers = _Parsers(parse_workers(len(sites)))
+    writes: list[Future[None]] = []
+
+    def todo() -> Iterator[Site]:
+        for site in sites:
+            wait_until = states[site.name].get("retry_not_before")
+            if wait_until and wait_until > now_iso():
+                res = SiteResult(site.name, "skipped", f"the server asked to wait until {wait_until}")
                 results.append(res)
                 if on_result:
                     on_result(res)
+                continue
+            yield site
+
+    try:
+        with (
+            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch") as pool,
+            ThreadPoolExecutor(max_workers=4, thread_name_prefix="snapshot") as io,
+        ):
+            queue = todo()
+            fetching: dict[Future[Prepared], Site] = {}
+            parsing: dict[Future[Parsed], Prepared] = {}
+            window = threads * 3  # pages in flight: bounded, whatever the number of sites
+
+            def fill() -> None:
+                while len(fetching) + len(parsing) < window:
+                    site = next(queue, None)
+                    if site is None:
+                        return
+                    inline = parsers.workers == 0
+                    fut = pool.submit(prepare, site, fetcher, states[site.name], budget, inline)
+                    fetching[fut] = site
+
+            fill()
+            while fetching or parsing:
+                if stop and stop():
+                    for fut in [*fetching, *parsing]:
+                        fut.cancel()
+                    break
+                done, _ = wait([*fetching, *parsing], return_when=FIRST_COMPLETED)
+                for fut in done:
+                    prep = _collect(fut, fetching, parsing, parsers)
+                    if prep is None:
+                        continue
+                    if prep.needs_parse:
+                        parsing[parsers.submit(prep, budget)] = prep
+                        continue
+                    res = record(config, store, prep, states[prep.site.name])
+                    results.append(res)
+                    if res.outcome in ("new", "changed"):
+                        _snapshots(store, prep.site.name, io.submit, writes)
+                    if on_result:
+                        on_result(res)
+                fill()
+            for w in writes:
+                try:
+                    w.result()
+                except OSError as exc:
+                    log.error("cannot write snapshot files under %s: %s", store.snapshots, exc.strerror)
     finally:
+        parsers.close()
         if own_fetcher:
             fetcher.close()
     for site in sites:
-        try:
-            store.ensure_snapshots(site.name)
-        except OSError as exc:
-            log.error("site %s: cannot write snapshot files under %s: %s", site.name, store.snapshots, exc.strerror)
+        _snapshots(store, site.name)
+    results.sort(key=lambda r: order.get(r.site, 0))
     return results
+
+
+def _collect(
+    fut: Future, fetching: dict[Future[Prepared], Site], parsing: dict[Future[Parsed], Prepared], parsers: _Parsers
+) -> Prepared | None:
+    """The Prepared a finished fetch or parse future stands for (None if the fetch thread crashed)."""
+    if fut in fetching:
+        site = fetching.pop(fut)
+        try:
+            return fut.result()
+        except Exception:  # defensive: prepare() handles its own errors
+            log.exception("fetch worker crashed on site %s", site.name)
+            return None
+    prep = parsing.pop(fut)
+    try:
+        return _apply(prep, fut.result())
+    except BrokenProcessPool:
+        # a worker died (out of memory, a crash in the parser): this page fails, the rest go on
+        log.error("site %s: the parse worker process died", prep.site.name)
+        parsers.reset()
+        prep.error, prep.error_kind = "normalization failed: the parse worker process died", "normalize"
+        prep.needs_parse = False
+        return prep
+    except Exception as exc:
+        prep.error, prep.error_kind = f"normalization failed: {type(exc).__name__}: {exc}", "normalize"
+        prep.needs_parse = False
+        return prep
+
+
+def _write_all(todo: list[tuple]) -> None:
+    for fn, *args in todo:
+        fn(*args)
+
+
+def _snapshots(store: Store, site: str, submit: Callable | None = None, writes: list | None = None) -> None:
+    """Bring a site's snapshot files up to date; with `submit`, the file writes (fsyncs) go to a thread.
+
+    A site's files are written in order (its version file, then latest.md), as without threads.
+    """
+    try:
+        if submit is None or writes is None:
+            store.ensure_snapshots(site)
+        else:
+            todo: list[tuple] = []
+            store.ensure_snapshots(site, write=lambda *a: todo.append(a))
+            if todo:
+                writes.append(submit(_write_all, todo))
+    except OSError as exc:
+        log.error("site %s: cannot write snapshot files under %s: %s", site, store.snapshots, exc.strerror)
 
 
 def record(config: Config, store: Store, prep: Prepared, state: dict) -> SiteResult:
@@ -212,30 +394,34 @@ def record(config: Config, store: Store, prep: Prepared, state: dict) -> SiteRes
             store.touch_version(prev["id"], at)
             store.record_fetch(site.name, **base, outcome="unchanged", version_id=prev["id"])
             _recovered(config, store, site, state, at)
-            store.update_state(site.name, **succeeded, last_outcome="unchanged")
+            # the server still serves the stored version: a held shorter candidate is not confirmed
+            store.update_state(site.name, **succeeded, held=None, last_outcome="unchanged")
             reason = "304 Not Modified" if fetch.not_modified else "same bytes as last time"
             return SiteResult(site.name, "unchanged", reason, fetch.status, fetch.duration_ms, prev["seq"])
         assert prep.doc is not None
-        digest = store.put_body(fetch.body, fetch.content_type)
+        digest = store.put_body(fetch.body, fetch.content_type, digest=prep.digest, packed=prep.packed)
         validators = {
             "etag": fetch.headers.get("etag"),
             "last_modified": fetch.headers.get("last-modified"),
             "last_body_hash": digest,
         }
-        new_hash = text_hash(prep.markdown)
+        new_hash = prep.text_hash or text_hash(prep.markdown)
         if prev is not None and prev["text_hash"] == new_hash:
             store.touch_version(prev["id"], at)
             store.record_fetch(site.name, **base, outcome="unchanged", body_hash=digest, version_id=prev["id"])
             _recovered(config, store, site, state, at)
             store.update_state(site.name, **succeeded, **validators, held=None, last_outcome="unchanged")
-            return SiteResult(site.name, "unchanged", "same policy text", fetch.status, fetch.duration_ms, prev["seq"])
+            reason = "same policy text" + ("; the held shorter version was not confirmed" if state.get("held") else "")
+            return SiteResult(site.name, "unchanged", reason, fetch.status, fetch.duration_ms, prev["seq"])
         if prev is None:
             v = _add_version(store, site, prep, digest, at)
             store.record_fetch(site.name, **base, outcome="new", body_hash=digest, version_id=v["id"])
             _recovered(config, store, site, state, at)
             store.update_state(site.name, **succeeded, **validators, held=None, last_outcome="new")
             return SiteResult(site.name, "new", "first version", fetch.status, fetch.duration_ms, v["seq"])
-        prev_doc = normalize(prev["markdown"], fmt="markdown", lang=prev["lang"] or None)
+        from .normalize import from_markdown
+
+        prev_doc = from_markdown(prev["markdown"], prev["lang"] or None)
         drop = guard.assess_drop(prev_doc, prep.doc, config.settings.hold_drop_ratio)
         if drop.kind == "hold":
             held = json.loads(state["held"]) if state.get("held") else None
@@ -253,11 +439,15 @@ def record(config: Config, store: Store, prep: Prepared, state: dict) -> SiteRes
                 return SiteResult(
                     site.name, "held", drop.reason, fetch.status, fetch.duration_ms, error_kind=drop.error_kind
                 )
+        from .classify import classify  # imported on the first change: a quiet cycle never needs it
+
         change = classify(prev_doc, prep.doc)
         v = _add_version(store, site, prep, digest, at)
         cid = store.add_change(site.name, prev["id"], v["id"], change, at)
         store.record_fetch(site.name, **base, outcome="changed", body_hash=digest, version_id=v["id"], change_id=cid)
         if change.material:
+            from . import notify
+
             for sub in notify.route(config, site.name, change):
                 store.queue(kind="change", subscriber=sub.name, site=site.name, change_id=cid, at=at)
         _recovered(config, store, site, state, at)
@@ -281,13 +471,15 @@ def record(config: Config, store: Store, prep: Prepared, state: dict) -> SiteRes
 
 
 def _add_version(store: Store, site: Site, prep: Prepared, digest: str, at: str) -> dict:
+    from .dates import effective_date
+
     assert prep.doc is not None
     return store.add_version(
         site.name,
         markdown=prep.markdown,
         title=prep.doc.title,
         lang=prep.doc.lang,
-        effective_date=effective_date(prep.doc),
+        effective_date=prep.effective if prep.dated else effective_date(prep.doc),
         body_hash=digest,
         at=at,
     )
@@ -310,6 +502,8 @@ def _record_failure(
         "next_due": retry or _due_in(min(config.interval(site), 3600 * 2 ** min(failures - 1, 4))),
     }
     if failures >= config.settings.failure_alert_after and not state.get("failure_alerted"):
+        from . import notify
+
         for sub in notify.route_errors(config, site.name):
             store.queue(
                 kind="failure",
@@ -326,6 +520,8 @@ def _record_failure(
 
 def _recovered(config: Config, store: Store, site: Site, state: dict, at: str) -> None:
     if state.get("failure_alerted"):
+        from . import notify
+
         for sub in notify.route_errors(config, site.name):
             store.queue(
                 kind="recovery",

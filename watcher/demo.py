@@ -18,7 +18,7 @@ from . import render, samples
 from .classify import classify
 from .config import load
 from .cycle import run_cycle
-from .normalize import normalize
+from .normalize import from_markdown
 from .store import Store
 
 # The edits a real policy goes through between two checks.
@@ -185,10 +185,7 @@ def _report(console: Console, store: Store, site: str, change_id: int) -> None:
     old = store.version_by_id(row["from_version"])
     new = store.version_by_id(row["to_version"])
     assert old is not None and new is not None
-    change = classify(
-        normalize(old["markdown"], fmt="markdown", lang=old["lang"]),
-        normalize(new["markdown"], fmt="markdown", lang=new["lang"]),
-    )
+    change = classify(from_markdown(old["markdown"], old["lang"]), from_markdown(new["markdown"], new["lang"]))
     console.print(
         Panel(
             escape(render.to_text(change, limit=3).rstrip()),

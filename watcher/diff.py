@@ -178,8 +178,18 @@ def section_text(section: Section) -> str:
     return "\n".join(lines)
 
 
+def display_heading(path: tuple[str, ...], roots: set[str]) -> str:
+    """A section's heading with its parent ("How we use data › Purposes"), without the page title.
+
+    A sub-heading such as "Other contacts:" means little on its own in an alert.
+    """
+    shown = [h for h in path if h not in roots] or list(path[-1:])
+    return " › ".join(shown[-2:])
+
+
 def diff_documents(old: Document, new: Document) -> list[SectionChange]:
     """Changed sections, in the order of the new document (removed ones where they were)."""
+    roots = {s.heading for s in old.sections + new.sections if s.level == 1}
     pairs = align(old.sections, new.sections)
     matched = [(i, j) for i, j in pairs if i is not None and j is not None]
     ordered = _in_order(matched)  # type: ignore[arg-type]
@@ -198,16 +208,16 @@ def diff_documents(old: Document, new: Document) -> list[SectionChange]:
                     status = "renumbered"
                 else:
                     continue
-                changes.append((j, _change(status, a, b, i, j, words=False)))
+                changes.append((j, _change(status, a, b, i, j, roots, words=False)))
             else:
-                changes.append((j, _change("modified", a, b, i, j)))
+                changes.append((j, _change("modified", a, b, i, j, roots)))
         elif i is not None:
             # place a removed section just after the new position of its predecessor
             pos = _position_after(i, matched)
-            changes.append((pos, _change("removed", old.sections[i], None, i, None)))
+            changes.append((pos, _change("removed", old.sections[i], None, i, None, roots)))
         else:
             assert j is not None
-            changes.append((j, _change("added", None, new.sections[j], None, j)))
+            changes.append((j, _change("added", None, new.sections[j], None, j, roots)))
     changes.sort(key=lambda c: c[0])
     return [c for _, c in changes]
 
@@ -218,14 +228,20 @@ def _position_after(i: int, matched: list[tuple[int, int]]) -> float:
 
 
 def _change(
-    status: str, a: Section | None, b: Section | None, i: int | None, j: int | None, words: bool = True
+    status: str,
+    a: Section | None,
+    b: Section | None,
+    i: int | None,
+    j: int | None,
+    roots: set[str],
+    words: bool = True,
 ) -> SectionChange:
     before = section_text(a) if a else ""
     after = section_text(b) if b else ""
     return SectionChange(
         status=status,  # type: ignore[arg-type]
-        heading=b.heading if b else "",
-        heading_before=a.heading if a else "",
+        heading=display_heading(b.path, roots) if b else "",
+        heading_before=display_heading(a.path, roots) if a else "",
         path=(b.path if b else a.path if a else ()),
         before=before,
         after=after,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import email.utils
 import ipaddress
 import logging
+import re
 import socket
 import threading
 import time
@@ -28,11 +29,13 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from .logs import redact
 from .models import FetchResult
 
 log = logging.getLogger("watcher.fetch")
 
 MAX_REDIRECTS = 5
+_REDIRECTS = (301, 302, 303, 307, 308)
 TEXT_TYPES = (
     "text/html",
     "application/xhtml+xml",
@@ -139,44 +142,88 @@ class _Decoder:
         yield out
 
 
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+_LATIN1 = ("iso8859-1", "cp1252", "ascii")  # codec names (codecs.lookup) of labels browsers read as windows-1252
+# Detected single-byte Latin code pages are all read as windows-1252, the web's default for
+# Western pages (WHATWG): on short French text detectors often guess windows-1250 and turn à into ŕ.
+_LATIN_FAMILY = (
+    "iso8859-1",
+    "iso8859-2",
+    "iso8859-15",
+    "cp1250",
+    "cp1252",
+    "ascii",
+    "latin-1",
+    "windows-1252",
+    "windows-1250",
+)
+
+
 def decode_body(body: bytes, content_type: str = "") -> tuple[str, str]:
-    """Bytes to text: charset from the header, then `<meta>`, then detection. Returns (text, charset)."""
+    """Bytes to text: charset from the header, then `<meta>`, then detection. Returns (text, charset).
+
+    Declared and UTF-8 pages are decoded directly; only undeclared, non-UTF-8 pages go
+    through bs4's UnicodeDammit (with charset-normalizer), whose import alone costs ~0.2 s.
+    """
+    if body.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        enc = "utf-8-sig" if body.startswith(b"\xef\xbb\xbf") else "utf-16"
+        return body.decode(enc, errors="replace"), enc.replace("-sig", "")
+    declared = _charset_of(content_type).lower()
+    meta = _META_CHARSET.search(body[:8192])
+    candidates = [declared] if declared else []
+    if meta:
+        candidates.append(_codec(meta.group(1).decode("ascii", "replace")))
+    for enc in candidates:
+        if not enc:
+            continue
+        if enc in _LATIN1 or enc == "iso8859-15":
+            # A page labelled Latin-1 whose non-ASCII bytes are valid UTF-8 is UTF-8 (a common
+            # server misconfiguration; the reverse cannot happen by accident). Browsers read
+            # the Latin-1 label as windows-1252, where 0x80-0x9F are printable.
+            if _is_utf8_with_non_ascii(body):
+                return body.decode("utf-8"), "utf-8"
+            enc = "cp1252" if enc != "iso8859-15" else enc
+        try:
+            return body.decode(enc), enc
+        except (UnicodeDecodeError, LookupError):
+            continue
+    try:
+        return body.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
     from bs4.dammit import UnicodeDammit
 
-    declared = _charset_of(content_type)
-    if declared:
-        declared = declared.lower()
-        # A page labelled Latin-1 whose non-ASCII bytes are valid UTF-8 is UTF-8 (a common
-        # server misconfiguration); the reverse cannot happen by accident.
-        if declared in ("iso-8859-1", "latin-1", "latin1", "windows-1252", "cp1252", "us-ascii", "ascii"):
-            try:
-                text = body.decode("utf-8")
-                if any(ord(c) > 127 for c in text[:200_000]):
-                    return text, "utf-8"
-            except UnicodeDecodeError:
-                pass
-    known = [declared] if declared else []
-    dammit = UnicodeDammit(body, known_definite_encodings=known, is_html=True)
-    if dammit.unicode_markup is None:
-        return body.decode("utf-8", errors="replace"), "utf-8"
-    encoding = (dammit.original_encoding or "utf-8").lower()
-    text = dammit.unicode_markup
-    # `<meta charset=iso-8859-1>` means windows-1252 in every browser (the C1 range is printable there).
-    if encoding in ("iso-8859-1", "latin-1") and any(0x80 <= b <= 0x9F for b in body):
-        text, encoding = body.decode("windows-1252", errors="replace"), "windows-1252"
-    return text, encoding
+    dammit = UnicodeDammit(body, is_html=True)
+    guess = _codec(dammit.original_encoding or "") if dammit.unicode_markup is not None else ""
+    if not guess or guess in _LATIN_FAMILY:
+        return body.decode("cp1252", errors="replace"), "cp1252"
+    return dammit.unicode_markup, guess  # type: ignore[return-value]
+
+
+def _is_utf8_with_non_ascii(body: bytes) -> bool:
+    if body.isascii():
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _codec(name: str) -> str:
+    import codecs
+
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return ""
 
 
 def _charset_of(content_type: str) -> str:
     for part in content_type.split(";")[1:]:
         key, _, value = part.partition("=")
         if key.strip().lower() == "charset":
-            value = value.strip().strip("\"'")
-            try:
-                "".encode(value)
-            except LookupError:
-                return ""
-            return value
+            return _codec(value.strip().strip("\"'"))
     return ""
 
 
@@ -279,8 +326,12 @@ class Fetcher:
         etag: str | None = None,
         last_modified: str | None = None,
         verify_tls: bool = True,
+        decode: bool = True,
     ) -> FetchResult:
-        """Fetch one page. Errors come back in `FetchResult.error`, never as exceptions."""
+        """Fetch one page. Errors come back in `FetchResult.error`, never as exceptions.
+
+        `decode=False` leaves `text` empty: a check cycle decodes only bodies whose hash changed.
+        """
         result = FetchResult(url=url, fetched_at=now_iso())
         start = time.monotonic()
         host = (urlsplit(url).hostname or "").lower()
@@ -306,9 +357,13 @@ class Fetcher:
             result.error, result.error_kind = f"network error from {host}: {_first_line(exc)}", "network"
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             result.error, result.error_kind = f"invalid URL {url!r}: {_first_line(exc)}", "url"
+        if decode and result.error is None and result.body:
+            result.text, result.charset = decode_body(result.body, result.content_type)
         result.duration_ms = int((time.monotonic() - start) * 1000)
         if result.error:
             result.body, result.text = b"", ""
+            # errors quote URLs (redirect targets, the site's own): never their credentials
+            result.error = redact(result.error)
         return result
 
     def _fetch(
@@ -337,27 +392,44 @@ class Fetcher:
             if not self.allow_private:
                 _check_public(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
             seen.add(current)
-            with client.stream("GET", current, headers=headers) as resp:
-                result.status = resp.status_code
-                result.final_url = str(resp.url)
-                if resp.is_redirect:
-                    location = resp.headers.get("location", "")
-                    if not location:
-                        raise FetchError(
-                            "http", f"HTTP {resp.status_code} redirect without a Location", resp.status_code
-                        )
-                    nxt = urljoin(current, location)
-                    scheme = urlsplit(nxt).scheme.lower()
-                    if scheme not in ("http", "https"):
-                        raise FetchError(
-                            "scheme", f"redirect to a {scheme}: URL refused (only http and https)", resp.status_code
-                        )
-                    if nxt in seen:
-                        raise FetchError("redirect-loop", f"redirect loop at {nxt}", resp.status_code)
-                    current = nxt
-                    continue
-                self._read(result, resp, start)
-                return
+            try:
+                httpx.URL(current)
+            except httpx.InvalidURL as exc:
+                raise FetchError("url", f"invalid URL {current!r}: {_first_line(exc)}") from None
+            try:
+                with client.stream("GET", current, headers=headers) as resp:
+                    result.status = resp.status_code
+                    result.final_url = str(resp.url)
+                    # not resp.is_redirect: httpx counts every 3xx, and a 304 answers a conditional request
+                    if resp.status_code in _REDIRECTS:
+                        location = resp.headers.get("location", "")
+                        if not location:
+                            raise FetchError(
+                                "http", f"HTTP {resp.status_code} redirect without a Location", resp.status_code
+                            )
+                        nxt = urljoin(current, location)
+                        scheme = urlsplit(nxt).scheme.lower()
+                        if scheme not in ("http", "https"):
+                            raise FetchError(
+                                "scheme",
+                                f"redirect to a {scheme}: URL refused (only http and https)",
+                                resp.status_code,
+                            )
+                        if nxt in seen:
+                            raise FetchError("redirect-loop", f"redirect loop at {nxt}", resp.status_code)
+                        if _origin(nxt) != _origin(current):
+                            # a site's Authorization or Cookie header is for its own host only
+                            for key in [k for k in headers if k.lower() in _CREDENTIAL_HEADERS]:
+                                del headers[key]
+                        current = nxt
+                        continue
+                    self._read(result, resp, start)
+                    return
+            except httpx.InvalidURL as exc:
+                # httpx resolves every Location, even unfollowed, and fails on javascript:, mailto:...
+                raise FetchError(
+                    "scheme", f"redirect to a non-http(s) or malformed URL refused: {_first_line(exc)}"
+                ) from None
         raise FetchError("redirects", f"more than {MAX_REDIRECTS} redirects", result.status)
 
     def _read(self, result: FetchResult, resp: httpx.Response, start: float) -> None:
@@ -390,7 +462,9 @@ class Fetcher:
         decoder = _Decoder(resp.headers.get("content-encoding", ""), self.max_bytes)
         chunks: list[bytes] = []
         raw_len = 0
-        for raw in resp.iter_raw(65536):
+        # no chunk size: httpx would buffer up to it before yielding, so a server trickling a
+        # few bytes per read could hold a fetch for hours past the whole-body deadline below
+        for raw in resp.iter_raw():
             raw_len += len(raw)
             for out in decoder.feed(raw):
                 chunks.append(out)
@@ -409,7 +483,6 @@ class Fetcher:
         if b"\x00" in body[:4096] and not body.startswith((b"\xff\xfe", b"\xfe\xff")):
             raise FetchError("binary", "not a web page: the body is binary", status)
         result.body = body
-        result.text, result.charset = decode_body(body, ctype)
 
 
 _KEEP_HEADERS = {
@@ -422,6 +495,15 @@ _KEEP_HEADERS = {
     "date",
     "cache-control",
 }
+
+
+_CREDENTIAL_HEADERS = {"authorization", "cookie", "proxy-authorization"}
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
 
 
 def _first_line(exc: BaseException) -> str:

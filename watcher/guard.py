@@ -12,6 +12,7 @@ Two kinds of doubt, two outcomes:
 
 from __future__ import annotations
 
+import html
 import re
 import tomllib
 from dataclasses import dataclass
@@ -65,6 +66,10 @@ def assess_page(doc: Document, raw_html: str = "") -> Verdict:
             return Verdict("error", "the page has no text without JavaScript (a JavaScript shell)", "js-shell")
         return Verdict("error", "no policy text found on the page", "empty")
     if n <= data["max_words"]:
+        if n < data["js_words"] and raw_html:
+            # normalize drops forms, menus and boilerplate lines: on a near-empty page the tell
+            # ("Please sign in", "Checking your browser") may only be in the raw page
+            head += "\n" + _visible_text(raw_html)
         for key, what in (
             ("challenge", "a bot challenge page"),
             ("login", "a login page"),
@@ -77,6 +82,16 @@ def assess_page(doc: Document, raw_html: str = "") -> Verdict:
     if n < data["js_words"] and data["js"].search(head + raw_html[-20000:].lower()):
         return Verdict("error", "the page needs JavaScript to show its text (a JavaScript shell)", "js-shell")
     return OK
+
+
+_INVISIBLE = re.compile(r"<(script|style|template)\b.*?</\1\s*>|<!--.*?-->", re.I | re.S)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _visible_text(raw_html: str) -> str:
+    """The words a reader would see on a small page, crudely (for pattern matching only)."""
+    text = _TAG.sub(" ", _INVISIBLE.sub(" ", raw_html[:200_000]))
+    return " ".join(html.unescape(text).split())[:3000]
 
 
 def assess_drop(previous: Document, new: Document, ratio: float) -> Verdict:

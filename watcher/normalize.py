@@ -34,6 +34,9 @@ from .models import Block, Document, Section
 from .textutil import WORD, clean
 
 DEFAULT_BUDGET_S = 20.0
+_OVER_BUDGET = "the page took too long to normalize (over the per-page time budget, settings.normalize_budget)"
+# libxml2 stops reading HTML nested deeper than this and silently drops the rest of the page.
+MAX_DEPTH = 2048
 
 
 class NormalizeError(Exception):
@@ -84,7 +87,7 @@ def detect_format(text: str) -> str:
     md = 0
     md += 3 * len(re.findall(r"^#{1,6} \S", text, re.M))
     md += 2 * len(re.findall(r"^\S.*\n(?:=+|-+)[ \t]*$", text, re.M))
-    md += len(re.findall(r"\[[^\]\n]+\]\([^)\s]+\)", text))
+    md += len(re.findall(r"\[[^\]\n]+\]\([^)\s]+(?:\s+\"[^\"\n]*\")?\)", text))
     md += len(re.findall(r"^\s*\*   \S", text, re.M))
     md += len(re.findall(r"^\s*\|.*\|\s*$", text, re.M))
     md += len(re.findall(r"\*\*[^*\n]+\*\*", text))
@@ -100,23 +103,39 @@ def normalize(
     remove: Iterable[str] = (),
     lang: str | None = None,
     budget_s: float = DEFAULT_BUDGET_S,
+    canonical: bool = False,
 ) -> Document:
-    """Turn a page (HTML, Markdown or text) into a `Document` of its policy text."""
+    """Turn a page (HTML, Markdown or text) into a `Document` of its policy text.
+
+    `canonical=True` reads Markdown that watcher itself wrote (stored versions): its
+    headings are already settled, so they are taken as written and the round trip
+    `normalize(to_markdown(doc), fmt="markdown", canonical=True)` gives `doc` back.
+    """
     fmt = fmt or detect_format(text)
     deadline = time.monotonic() + budget_s
+    _heading_words.cache_clear()  # a per-page memo: no page is faster for resembling the last one
     title, page_lang = "", ""
     if fmt == "html":
         title, page_lang, raw = html_blocks(text, selector=selector, remove=remove, deadline=deadline)
     elif fmt == "markdown":
-        raw = markdown_blocks(text)
+        try:
+            raw = markdown_blocks(text)
+        except RecursionError:  # nested list parsing recurses once per level
+            raise NormalizeError("the Markdown nests its lists too deeply to read (hundreds of levels)") from None
     else:
         raw = text_blocks(text)
-    raw = [b for b in raw if not _is_noise(b)]
-    raw = find_headings(raw)
+    if not canonical:
+        raw = [b for b in raw if not _is_noise(b)]
+        raw = find_headings(raw)
     doc_lang = (lang or page_lang or guess_lang(" ".join(b.text for b in raw[:200]))).lower()[:2]
     if not title:
         title = next((b.text for b in raw if b.kind == "h"), "")
     return build_document(title, doc_lang, raw)
+
+
+def from_markdown(markdown: str, lang: str | None = None) -> Document:
+    """A stored version (watcher's canonical Markdown) back into a Document."""
+    return normalize(markdown, fmt="markdown", lang=lang, canonical=True)
 
 
 def _is_noise(b: RawBlock) -> bool:
@@ -225,6 +244,8 @@ _BULLET = re.compile(r"^\s*[•·▪▫◦‣∙●○■□➢➤►▶✓✔�
 
 def _parse_html(text: str) -> etree._Element:
     text = re.sub(r"^\s*<\?xml[^>]*>", "", text)
+    if _SURROGATE.search(text):  # lxml stops reading at a lone surrogate and drops the rest
+        text = _SURROGATE.sub("\ufffd", text)
     parser = lxhtml.HTMLParser(remove_comments=True, remove_pis=True, huge_tree=True, recover=True)
     try:
         root = lxhtml.document_fromstring(text, parser=parser)
@@ -232,7 +253,15 @@ def _parse_html(text: str) -> etree._Element:
         if not text.strip():
             raise NormalizeError("the page is empty") from exc
         root = lxhtml.document_fromstring(f"<html><body><p>{htmlmod.escape(text)}</p></body></html>")
+    if any("excessive depth" in e.message.lower() for e in parser.error_log):
+        # libxml2 drops everything past that depth: an error beats a silently truncated policy
+        raise NormalizeError(
+            f"the page's markup is nested more than {MAX_DEPTH:,} elements deep; the HTML parser cannot read it whole"
+        )
     return root
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _attr_text(el: etree._Element) -> str:
@@ -254,13 +283,19 @@ def _sentence_words(el: etree._Element) -> tuple[int, int]:
     return max(0, total - link), link
 
 
-def _prune(root: etree._Element, remove: Iterable[str]) -> None:
+def _prune(root: etree._Element, remove: Iterable[str], deadline: float | None = None) -> None:
     """Drop what is never policy text, in place."""
     chrome = _chrome()
+
+    def check(steps: int) -> None:
+        if deadline is not None and steps and steps % 1024 == 0 and time.monotonic() > deadline:
+            raise NormalizeError(_OVER_BUDGET)
+
     doomed: list[etree._Element] = []
     for sel in remove:
         doomed.extend(_select(root, sel))
-    for el in root.iter():
+    for steps, el in enumerate(root.iter()):
+        check(steps)
         tag = el.tag
         if not isinstance(tag, str):
             doomed.append(el)
@@ -274,7 +309,8 @@ def _prune(root: etree._Element, remove: Iterable[str]) -> None:
             doomed.append(el)
     _drop_all(doomed)
     doomed = []
-    for el in root.iter():
+    for steps, el in enumerate(root.iter()):
+        check(steps)
         if not isinstance(el.tag, str) or el.tag in ("html", "body"):
             continue
         attrs = _attr_text(el)
@@ -406,7 +442,7 @@ class _Walker:
         data_tables: dict[etree._Element, bool] = {}
         for steps, (event, el) in enumerate(etree.iterwalk(root, events=("start", "end")), 1):
             if steps % 4096 == 0 and time.monotonic() > self.deadline:
-                raise NormalizeError("the page took too long to normalize (over the per-page time budget)")
+                raise NormalizeError(_OVER_BUDGET)
             tag = el.tag if isinstance(el.tag, str) else ""
             tag = tag.lower()
             if event == "start":
@@ -530,14 +566,14 @@ def html_blocks(
             if not any(a in picked for a in el.iterancestors()):
                 body.append(_copy(el))
         root = body
-    _prune(root, remove)
+    _prune(root, remove, deadline)
     body = root if root.tag == "body" else (root.find("body") if root.find("body") is not None else root)
     blocks = _Walker(deadline).walk(body)
     for i, b in enumerate(blocks):
         b.order = i
     blocks = _bullets_to_items(blocks)
     if not selector:
-        blocks = _main_blocks(body, blocks)
+        blocks = _main_blocks(body, blocks, deadline)
     return title, lang, blocks
 
 
@@ -564,7 +600,7 @@ _SENTENCE_PUNCT = re.compile(r"[.;:!?»)\"”]\s|[.;:!?»)\"”]$")
 
 def _block_score(b: RawBlock) -> tuple[float, float]:
     """(good, bad) words of a block: sentences count for the container, links and fragments against."""
-    n = len(WORD.findall(b.text))
+    n = _heading_words(b.text)
     plain = max(0, n - b.link_words)
     if b.kind == "row":
         return float(n), 0.0
@@ -577,7 +613,7 @@ def _block_score(b: RawBlock) -> tuple[float, float]:
     return 0.0, float(b.link_words + 0.5 * plain + 1)
 
 
-def _main_blocks(body: etree._Element, blocks: list[RawBlock]) -> list[RawBlock]:
+def _main_blocks(body: etree._Element, blocks: list[RawBlock], deadline: float | None = None) -> list[RawBlock]:
     """Keep the blocks of the element that best holds the policy (see module docstring)."""
     if not blocks:
         return blocks
@@ -586,16 +622,27 @@ def _main_blocks(body: etree._Element, blocks: list[RawBlock]) -> list[RawBlock]
     first: dict[etree._Element, int] = {}
     last: dict[etree._Element, int] = {}
     for b in blocks:
+        if b.owner is None:
+            continue
         g, x = _block_score(b)
         el = b.owner
-        chain = [el] if el is not None else []
-        if el is not None:
-            chain.extend(el.iterancestors())
-        for a in chain:
-            good[a] = good.get(a, 0.0) + g
-            bad[a] = bad.get(a, 0.0) + x
-            first.setdefault(a, b.order)
-            last[a] = b.order
+        good[el] = good.get(el, 0.0) + g
+        bad[el] = bad.get(el, 0.0) + x
+        first.setdefault(el, b.order)
+        last[el] = b.order
+    # Sum each element's blocks into its ancestors in one bottom-up pass (reversed document
+    # order visits children before parents): walking every block's ancestor chain instead is
+    # O(blocks x depth) and took minutes on deeply nested pages.
+    for steps, el in enumerate(reversed(list(body.iter())), 1):
+        if deadline is not None and steps % 4096 == 0 and time.monotonic() > deadline:
+            raise NormalizeError(_OVER_BUDGET)
+        parent = el.getparent()
+        if el not in good or parent is None or el is body:
+            continue
+        good[parent] = good.get(parent, 0.0) + good[el]
+        bad[parent] = bad.get(parent, 0.0) + bad[el]
+        first[parent] = min(first.get(parent, first[el]), first[el])
+        last[parent] = max(last.get(parent, last[el]), last[el])
     total_good = good.get(body, 0.0) or sum(_block_score(b)[0] for b in blocks)
     if total_good <= 0:
         return blocks
@@ -608,7 +655,8 @@ def _main_blocks(body: etree._Element, blocks: list[RawBlock]) -> list[RawBlock]
         if s > best_score + 1e-9 or (abs(s - best_score) <= 1e-9 and _depth(el) > _depth(best)):
             best, best_score = el, s
     lo, hi = first.get(best, 0), last.get(best, len(blocks) - 1)
-    kept = [b for b in blocks if lo <= b.order <= hi and _inside(b.owner, best)]
+    inside = set(best.iter())
+    kept = [b for b in blocks if lo <= b.order <= hi and b.owner in inside]
     # The title and stated date often sit just above the container (a page header).
     lead = _lead_in(blocks, lo)
     return lead + kept
@@ -618,26 +666,28 @@ def _depth(el: etree._Element) -> int:
     return sum(1 for _ in el.iterancestors())
 
 
-def _inside(el: object, container: etree._Element) -> bool:
-    if el is None:
-        return False
-    if el is container:
-        return True
-    return any(a is container for a in el.iterancestors())  # type: ignore[union-attr]
-
-
 def _lead_in(blocks: list[RawBlock], start: int) -> list[RawBlock]:
-    """The page title (last h1 before the container) and short lines after it, if they are close."""
+    """What sits just above the container but belongs to the policy: the page title (the last
+    h1 before it, with the short lines that follow) and a stated-date line right above either
+    ("Updated: 4 June 2026" is often set above the title, outside the article)."""
+    from .dates import stated_dates_in
+
     h1 = None
     for b in blocks[:start]:
         if b.kind == "h" and b.level == 1:
             h1 = b.order
-    if h1 is None:
-        return []
-    lead = [b for b in blocks[h1:start] if b.link_words * 2 < max(1, len(WORD.findall(b.text)))]
-    if sum(len(WORD.findall(b.text)) for b in lead) > 80:
-        return []
-    return lead
+    lead: list[RawBlock] = []
+    if h1 is not None:
+        lead = [b for b in blocks[h1:start] if b.link_words * 2 < max(1, _heading_words(b.text))]
+        if sum(_heading_words(b.text) for b in lead) > 80:
+            lead = []
+    first = lead[0].order if lead else start
+    above = [
+        b
+        for b in blocks[max(0, first - 2) : first]
+        if b.kind == "p" and _heading_words(b.text) <= 12 and stated_dates_in([b.text])
+    ]
+    return above + lead
 
 
 # --------------------------------------------------------------------------------------
@@ -646,7 +696,7 @@ def _lead_in(blocks: list[RawBlock], start: int) -> list[RawBlock]:
 _MD_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _MD_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _MD_BREAK = re.compile(r"^ {0,3}(?:(?:[-*_=][ \t]*){3,})$")
-_MD_LIST = re.compile(r"^(\s*)(?:[-*+]|\d{1,3}[.)])(?:[ \t]+(.*)|[ \t]*$)")
+_MD_ITEM = re.compile(r"^(?P<lead> {0,12})(?P<marker>[-*+]|(?P<num>\d{1,3})[.)])(?:(?P<gap>[ ]+)(?P<rest>.*)|[ ]*$)")
 _MD_ROW = re.compile(r"^\s*\|.*\|\s*$")
 _MD_SEP_ROW = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 _MD_FENCE = re.compile(r"^\s*(```|~~~)")
@@ -657,18 +707,23 @@ def strip_inline_markdown(text: str) -> str:
     text = re.sub(r"!\[([^\]]*)\]\([^)]*\)", "", text)
     text = re.sub(r"<br\s*/?>", " ", text, flags=re.I)
     for _ in range(2):  # nested [[text](a)](b)
-        text = re.sub(r"\[((?:[^\[\]]|\\\[|\\\])*)\]\((?:[^()\s]|\([^)]*\))*(?:\s+\"[^\"]*\")?\)", r"\1", text)
-    text = re.sub(r"\[((?:[^\[\]])*)\]\[[^\]]*\]", r"\1", text)
-    text = re.sub(r"<((?:https?|mailto):[^>\s]+)>", r"\1", text)
-    text = re.sub(r"<([^>\s@]+@[^>\s@]+)>", r"\1", text)
-    text = re.sub(r"</?[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?/?>", " ", text)
+        text = re.sub(
+            r"(?<!\\)\[((?:[^\[\]]|\\\[|\\\])*)(?<!\\)\]\((?:[^()\s]|\([^)]*\))*(?:\s+\"[^\"]*\")?\)", r"\1", text
+        )
+    text = re.sub(r"(?<!\\)\[((?:[^\[\]])*)(?<!\\)\]\[[^\]]*\]", r"\1", text)
+    text = re.sub(r"(?<!\\)<((?:https?|mailto):[^>\s]+)>", r"\1", text)
+    text = re.sub(r"(?<!\\)<([^>\s@]+@[^>\s@]+)>", r"\1", text)
+    text = re.sub(r"(?<!\\)</?[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?/?>", " ", text)
     text = re.sub(r"(?<!\\)`+([^`]*)`+", r"\1", text)
     text = re.sub(r"(?<![\\\w*])(\*\*\*|\*\*|\*|___|__)(?=\S)(.+?)(?<=\S)(?<!\\)\1(?![\w*])", r"\2", text)
     text = re.sub(r"(?<![\\\w_])_(?=\S)(.+?)(?<=\S)(?<!\\)_(?![\w_])", r"\1", text)
     text = re.sub(r"(?<![\\\w*])(\*\*\*|\*\*|\*|___|__)(?=\S)(.+?)(?<=\S)(?<!\\)\1(?![\w*])", r"\2", text)
-    text = re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text)
-    text = htmlmod.unescape(text) if "&" in text else text
+    # escapes and entities in one left-to-right pass: "\&amp;" is the text "&amp;", not "&"
+    text = _MD_ESCAPE_OR_ENTITY.sub(lambda m: m.group(1) or htmlmod.unescape(m.group(0)), text)
     return clean(text)
+
+
+_MD_ESCAPE_OR_ENTITY = re.compile(r"\\([!-/:-@\[-`{-~])|&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
 
 
 def _md_bold(text: str) -> bool:
@@ -677,101 +732,110 @@ def _md_bold(text: str) -> bool:
 
 
 def markdown_blocks(text: str) -> list[RawBlock]:
-    """Parse the Markdown watcher writes and the Markdown Open Terms Archive publishes."""
+    """Parse the Markdown watcher writes and the Markdown Open Terms Archive publishes.
+
+    List items are containers (CommonMark): their indented content is parsed again, so an
+    accordion exported as "*   Title" followed by an indented heading and paragraphs gives
+    a list item, a heading and paragraphs rather than one giant item.
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return _md_parse(lines, 0)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t").expandtabs(4)) if "\t" in line else len(line) - len(line.lstrip(" "))
+
+
+def _md_parse(lines: list[str], depth: int) -> list[RawBlock]:
     blocks: list[RawBlock] = []
     para: list[str] = []
-    item: list[str] | None = None
-    item_depth = 0
-    indents: list[int] = []
     in_fence = False
 
     def end_para() -> None:
-        nonlocal para
         if para:
             raw = " ".join(para)
             blocks.append(RawBlock("p", strip_inline_markdown(raw), bold=_md_bold(raw)))
-            para = []
+            para.clear()
 
-    def end_item() -> None:
-        nonlocal item
-        if item is not None:
-            raw = " ".join(item)
-            blocks.append(RawBlock("li", strip_inline_markdown(raw), depth=item_depth, bold=_md_bold(raw)))
-            item = None
-
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    for i, line in enumerate(lines):
+    i = 0
+    while i < len(lines):
+        line = lines[i].replace("\t", "    ")
+        i += 1
         if _MD_FENCE.match(line):
             end_para()
-            end_item()
             in_fence = not in_fence
             continue
         if in_fence:
             if line.strip():
                 blocks.append(RawBlock("p", clean(line)))
             continue
-        stripped = line.strip()
+        stripped = re.sub(r"^(>\s?)+", "", line.strip())
         if not stripped:
             end_para()
-            # a blank line ends the item unless the next line is indented (continuation)
-            nxt = next((ln for ln in lines[i + 1 :] if ln.strip()), "")
-            if item is not None and not (nxt.startswith("  ") and not _MD_LIST.match(nxt)):
-                end_item()
-            continue
-        stripped = re.sub(r"^(>\s?)+", "", stripped)
-        if not stripped:
             continue
         m = _MD_ATX.match(stripped)
         if m:
             end_para()
-            end_item()
             heading = strip_inline_markdown(m.group(2) or "")
             if heading:
                 blocks.append(RawBlock("h", heading, level=len(m.group(1))))
             continue
-        if _MD_SETEXT.match(line) and para and item is None:
+        if _MD_SETEXT.match(line) and para:
             level = 1 if stripped.startswith("=") else 2
             heading = strip_inline_markdown(" ".join(para))
-            para = []
+            para.clear()
             if heading:
                 blocks.append(RawBlock("h", heading, level=level))
             continue
         if _MD_BREAK.match(line):
             end_para()
-            end_item()
             continue
         if _MD_ROW.match(line):
             end_para()
-            end_item()
-            if _MD_SEP_ROW.match(line):
-                continue
-            cells = tuple(
-                strip_inline_markdown(
-                    re.sub(r"(?:^|<br\s*/?>)\s*(?:[-*+]|\d+\.)\s{1,4}(?=\S)", " ", c.strip(), flags=re.I)
+            if not _MD_SEP_ROW.match(line):
+                cells = tuple(
+                    strip_inline_markdown(
+                        re.sub(r"(?:^|<br\s*/?>)\s*(?:[-*+]|\d+\.)\s{1,4}(?=\S)", " ", c.strip(), flags=re.I)
+                    )
+                    for c in re.split(r"(?<!\\)\|", stripped.strip().strip("|"))
                 )
-                for c in re.split(r"(?<!\\)\|", stripped.strip().strip("|"))
-            )
-            blocks.append(RawBlock("row", " | ".join(c for c in cells if c), cells=cells))
+                blocks.append(RawBlock("row", " | ".join(c for c in cells if c), cells=cells))
             continue
-        m = _MD_LIST.match(line)
-        if m and not (para and re.match(r"\s*\d", line) and not m.group(1)):
+        m = _MD_ITEM.match(line)
+        # an ordered marker other than 1 cannot interrupt a paragraph (CommonMark)
+        if m and not (para and m.group("num") and m.group("num") != "1"):
             end_para()
-            end_item()
-            indent = len(m.group(1).expandtabs(4))
-            while indents and indent < indents[-1]:
-                indents.pop()
-            if not indents or indent > indents[-1]:
-                indents.append(indent)
-            item_depth = len(indents) - 1
-            item = [m.group(2) or ""]
+            offset = len(m.group("lead")) + len(m.group("marker"))
+            gap = len(m.group("gap") or "")  # "-" alone on a line is an empty item
+            offset += gap if 1 <= gap <= 4 else 1
+            body = [m.group("rest") or ""]
+            while i < len(lines):
+                nxt = lines[i].replace("\t", "    ")
+                if not nxt.strip():
+                    ahead = next((ln for ln in lines[i + 1 :] if ln.strip()), None)
+                    if ahead is None or _indent(ahead.replace("\t", "    ")) < offset:
+                        break
+                    body.append("")
+                elif _indent(nxt) >= offset:
+                    body.append(nxt[offset:])
+                elif body[-1].strip() and not (
+                    _MD_ITEM.match(nxt) or _MD_ATX.match(nxt.strip()) or _MD_ROW.match(nxt) or _MD_BREAK.match(nxt)
+                ):
+                    body.append(nxt.strip())  # lazy continuation of the item's paragraph
+                else:
+                    break
+                i += 1
+            sub = _md_parse(body, 0)
+            first = sub.pop(0) if sub and sub[0].kind == "p" else None
+            if first is not None:
+                blocks.append(RawBlock("li", first.text, depth=depth, bold=first.bold))
+            for b in sub:
+                if b.kind == "li":
+                    b.depth += depth + 1
+                blocks.append(b)
             continue
-        if item is not None:
-            item.append(stripped)
-            continue
-        indents = []
         para.append(stripped)
     end_para()
-    end_item()
     return blocks
 
 
@@ -839,7 +903,9 @@ _NUMBERED = re.compile(
 _END_PUNCT = re.compile(r"[.,;:!?]$")
 
 
+@lru_cache(maxsize=16384)
 def _heading_words(text: str) -> int:
+    """Words in a block's text; cached, as headings, scores and lead-in ask again for the same blocks."""
     return len(WORD.findall(text))
 
 
@@ -854,7 +920,9 @@ def _numbered_depth(text: str) -> int:
 
 def find_headings(blocks: list[RawBlock]) -> list[RawBlock]:
     """Promote untagged headings: bold-only short lines, numbered titles, title lines."""
-    has_real = any(b.kind == "h" for b in blocks)
+    # headings marked up in any way (tags, bold-only lines, heading classes): then a plain title
+    # line is body text, whichever of those markups a page uses (layouts must not change the text)
+    has_real = any(b.kind == "h" or _bold_short(b) or b.hint for b in blocks)
     for b in blocks:
         if b.kind == "h" and (len(b.text) > 250 or _heading_words(b.text) > 40):
             b.kind, b.level = "p", 0  # a paragraph set in a heading tag
@@ -863,13 +931,36 @@ def find_headings(blocks: list[RawBlock]) -> list[RawBlock]:
     for i, b in enumerate(blocks):
         if b.kind != "p":
             continue
-        nxt_i = next((k for k in range(i + 1, min(i + 3, len(blocks))) if blocks[k].kind != "h"), None)
+        # the next body block; bold short lines are skipped whether or not they end up headings,
+        # so the decision is the same on the canonical Markdown (where they are headings)
+        nxt_i = next(
+            (k for k in range(i + 1, min(i + 4, len(blocks))) if blocks[k].kind != "h" and not _bold_short(blocks[k])),
+            None,
+        )
         nxt = blocks[nxt_i] if nxt_i is not None else None
         nxt_title = nxt_i is not None and numbered[nxt_i]
-        level = _pseudo_heading_level(b, nxt, has_real, nxt_title)
+        # after "...including but not limited to:", a line with no body text of its own is an
+        # unbulleted list item, not a section title
+        item_like = (
+            i > 0
+            and blocks[i - 1].kind == "p"
+            and blocks[i - 1].text.endswith(":")
+            and not (i + 1 < len(blocks) and _is_body(blocks[i + 1]))
+        )
+        level = _pseudo_heading_level(b, nxt, has_real, nxt_title, item_like)
         if level:
             b.kind, b.level = "h", level
     return blocks
+
+
+def _is_body(b: RawBlock) -> bool:
+    if b.kind in ("li", "row"):
+        return True
+    return b.kind == "p" and not b.bold and not _numbered_title(b.text) and _heading_words(b.text) >= 8
+
+
+def _bold_short(b: RawBlock) -> bool:
+    return b.bold and b.kind == "p" and _heading_words(b.text) <= 14
 
 
 def _numbered_title(text: str) -> bool:
@@ -887,11 +978,18 @@ def _title_case(text: str) -> bool:
     return bool(ws) and sum(1 for w in ws if w[0].isupper()) / len(ws) >= 0.6
 
 
-def _pseudo_heading_level(b: RawBlock, nxt: RawBlock | None, has_real: bool, nxt_title: bool = False) -> int:
+_CONTACT = re.compile(r"\S\s*(?:@|\(at\)|\[at\])\s*\w[\w-]*(?:\.|\s*\(dot\)\s*)\w|https?://|www\.\w", re.I)
+
+
+def _pseudo_heading_level(
+    b: RawBlock, nxt: RawBlock | None, has_real: bool, nxt_title: bool = False, item_like: bool = False
+) -> int:
     text = b.text
     n = _heading_words(text)
     if n == 0 or n > 14 or len(text) > 140 or nxt is None:
         return 0
+    if _CONTACT.search(text):
+        return 0  # "By email: privacy@example.com" is a contact line, not a section title
     depth = _numbered_depth(text)
     ends = bool(_END_PUNCT.search(text))
     starts_upper = text[:1].isupper() or text[:1].isdigit() or text[:1] in '«"“('
@@ -900,7 +998,7 @@ def _pseudo_heading_level(b: RawBlock, nxt: RawBlock | None, has_real: bool, nxt
     if text.endswith(":") and not b.bold:
         return 0
     body_follows = nxt.kind in ("li", "row") or _heading_words(nxt.text) >= max(8, n + 3) or nxt_title
-    if b.bold and (not ends or text.endswith(":") or (depth and n <= 8)):
+    if b.bold and (not ends or (text.endswith(":") and not has_real) or (depth and n <= 8)):
         return b.hint or (min(6, 1 + depth) if depth else 2)
     if depth and body_follows and _numbered_title(text):
         return b.hint or min(6, 1 + depth)
@@ -908,7 +1006,7 @@ def _pseudo_heading_level(b: RawBlock, nxt: RawBlock | None, has_real: bool, nxt
         return b.hint
     if has_real:
         return 0
-    if not ends and n <= 10 and body_follows and _title_like(text):
+    if not ends and n <= 10 and body_follows and not item_like and _title_like(text):
         return 2
     return 0
 
@@ -1038,7 +1136,10 @@ def build_document(title: str, lang: str, raw: list[RawBlock]) -> Document:
             cells = tuple(clean(c) for c in b.cells)
             current.blocks.append(Block("row", " | ".join(c for c in cells if c), cells=cells))
         elif b.kind == "li":
-            current.blocks.append(Block("li", b.text, depth=min(b.depth, 5)))
+            # a list cannot start deeper than one level below the item before it
+            prev = current.blocks[-1] if current.blocks else None
+            limit = prev.depth + 1 if prev is not None and prev.kind == "li" else 0
+            current.blocks.append(Block("li", b.text, depth=min(b.depth, limit, 5)))
         else:
             current.blocks.append(Block("p", b.text))
     if current.heading or current.blocks:
@@ -1052,13 +1153,17 @@ def build_document(title: str, lang: str, raw: list[RawBlock]) -> Document:
 _ESCAPE_START = re.compile(r"^(#{1,6}(?=\s|$)|[-*+>](?=\s)|\d{1,3}(?=[.)](?:\s|$))|[=|])")
 
 
+_ESCAPABLE = re.compile(r"[\\*`\[\]_<&]")  # every character the substitutions below can touch
+
+
 def _escape(text: str) -> str:
     """Escape what our Markdown parser would read as syntax, so rendering round-trips."""
-    text = re.sub(r"\\(?=[!-/:-@\[-`{-~])", r"\\\\", text)
-    text = re.sub(r"([*`\[\]])", r"\\\1", text)
-    text = re.sub(r"(?<!\w)_|_(?!\w)", r"\\_", text)
-    text = re.sub(r"<(?=[a-zA-Z/!])", r"\\<", text)
-    text = re.sub(r"&(?=#?\w+;)", r"\\&", text)
+    if _ESCAPABLE.search(text):  # most blocks have none of them: skip five substitutions
+        text = re.sub(r"\\(?=[!-/:-@\[-`{-~])", r"\\\\", text)
+        text = re.sub(r"([*`\[\]])", r"\\\1", text)
+        text = re.sub(r"(?<!\w)_|_(?!\w)", r"\\_", text)
+        text = re.sub(r"<(?=[a-zA-Z/!])", r"\\<", text)
+        text = re.sub(r"&(?=#?\w+;)", r"\\&", text)
     m = _ESCAPE_START.match(text)
     if m:
         tok = m.group(1)
@@ -1067,7 +1172,11 @@ def _escape(text: str) -> str:
 
 
 def _escape_cell(text: str) -> str:
-    return _escape(text).replace("|", "\\|") if text else ""
+    if not text:
+        return ""
+    out = _escape(text)
+    head = "\\|" if out.startswith("\\|") else ""  # _escape already escaped a leading pipe
+    return head + out[len(head) :].replace("|", "\\|")
 
 
 def to_markdown(doc: Document) -> str:
@@ -1136,6 +1245,7 @@ __all__ = [
     "detect_format",
     "document_to_json",
     "find_headings",
+    "from_markdown",
     "guess_lang",
     "html_blocks",
     "markdown_blocks",

@@ -197,16 +197,24 @@ blockquote{border-left:3px solid #d0d7de;margin:0;padding:0 1em;white-space:pre-
 
 def html_inline(ops: list[WordOp]) -> str:
     """Inline diff with <del>/<ins>; the markers are text too, so it reads without colour."""
-    out = []
-    for w in trimmed(ops):
-        t = html.escape(w.text)
-        if w.op == 0:
-            out.append(t)
-        elif w.op < 0:
-            out.append(f'<del><span class="sr">deleted: </span>{t}</del>')
-        else:
-            out.append(f'<ins><span class="sr">inserted: </span>{t}</ins>')
-    return "".join(out)
+    return "".join(html_mark(w.op, w.text) for w in trimmed(ops))
+
+
+def html_mark(op: int, text: str) -> str:
+    """One diff run as escaped HTML: <del>/<ins> with a screen-reader word, or plain text."""
+    t = html.escape(text)
+    if op == 0:
+        return t
+    if op < 0:
+        return f'<del><span class="sr">deleted: </span>{t}</del>'
+    return f'<ins><span class="sr">inserted: </span>{t}</ins>'
+
+
+def html_sides(ops: list[WordOp]) -> tuple[str, str]:
+    """Side-by-side halves of a word diff, untrimmed: (before with <del>, after with <ins>)."""
+    before = "".join(html_mark(w.op, w.text) for w in ops if w.op <= 0)
+    after = "".join(html_mark(w.op, w.text) for w in ops if w.op >= 0)
+    return before, after
 
 
 def to_html(change: Change, *, title: str = "watcher diff", lang: str | None = None) -> str:

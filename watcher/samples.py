@@ -129,7 +129,9 @@ def _heading(text: str, level: int, layout: str) -> str:
 
 
 def _wrap(text: str) -> str:
-    return "\n  ".join(_e(line) for line in textwrap.wrap(text, 70)) or _e(text)
+    # break at spaces only, as a text editor would: a line break after "Sorel-" renders as a space
+    lines = textwrap.wrap(text, 70, break_on_hyphens=False, break_long_words=False)
+    return "\n  ".join(_e(line) for line in lines) or _e(text)
 
 
 def page(

@@ -14,8 +14,9 @@ import json
 import os
 import sqlite3
 import tempfile
+import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -38,6 +39,11 @@ def body_hash(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+def pack_body(body: bytes) -> bytes:
+    """How raw bodies are stored: zlib level 6 (a parse worker may do it off the writer thread)."""
+    return zlib.compress(body, 6)
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
@@ -46,6 +52,11 @@ def _storage_error(path: Path, exc: BaseException) -> StoreError:
     msg = str(exc).lower()
     if "disk is full" in msg or "no space" in msg or getattr(exc, "errno", None) == 28:
         return StoreError(f"{path}: the disk is full; free some space and run again (nothing acknowledged was lost)")
+    if "disk i/o error" in msg:
+        return StoreError(
+            f"{path}: cannot write the database (disk I/O error: is the disk full, over a file-size limit"
+            " or failing?); fix that and run again (nothing acknowledged was lost)"
+        )
     if "locked" in msg or "busy" in msg:
         return StoreError(f"{path}: the database is busy (another watcher is writing); try again")
     if "malformed" in msg or "not a database" in msg:
@@ -78,6 +89,36 @@ class Store:
             raise _storage_error(self.path, exc) from None
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot open the database: {exc.strerror}") from None
+
+    @classmethod
+    def open_readonly(cls, path: str | os.PathLike[str]) -> Store:
+        """A read-only view (SQLite URI mode=ro) for report and serve: viewing can never write or migrate."""
+        self = cls.__new__(cls)
+        self.path, self.snapshots = Path(path), None
+        if not self.path.is_file():
+            raise StoreError(
+                f"{self.path}: no database yet (run `watcher check` first, or fix 'database' in sites.toml)"
+            )
+        try:
+            conn = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro",
+                uri=True,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self.db = sqlite_utils.Database(conn)
+            current = self.db.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise _storage_error(self.path, exc) from None
+        if current != SCHEMA_VERSION:
+            self.db.close()
+            raise StoreError(
+                f"{self.path}: schema {current}, this watcher reads schema {SCHEMA_VERSION}; "
+                "run `watcher check` with this watcher to upgrade it"
+            )
+        return self
 
     def close(self) -> None:
         self.db.close()
@@ -112,9 +153,14 @@ class Store:
             raise _storage_error(self.path, exc) from None
         try:
             yield self.db
-        except BaseException:
+        except BaseException as exc:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # SQLite has rolled back by itself (e.g. after SQLITE_FULL)
+            if isinstance(exc, sqlite3.Error):  # a full disk mid-transaction is a user-facing error
+                raise _storage_error(self.path, exc) from None
             raise
         try:
             conn.execute("COMMIT")
@@ -129,11 +175,16 @@ class Store:
     # --- sites and state ----------------------------------------------------------------
 
     def upsert_site(self, name: str, url: str, settings_hash: str, now: str) -> None:
-        row = self.site_row(name)
+        # plain SQL on the per-site paths: sqlite-utils re-reads the schema on every call (issue 10)
+        conn = self.db.conn
+        row = conn.execute("select url, settings_hash from sites where name = ?", [name]).fetchone()
         if row is None:
-            self.db["sites"].insert({"name": name, "url": url, "settings_hash": settings_hash, "added_at": now})
-        elif row["url"] != url or row["settings_hash"] != settings_hash:
-            self.db["sites"].update(name, {"url": url, "settings_hash": settings_hash})
+            conn.execute(
+                "insert into sites (name, url, settings_hash, added_at) values (?, ?, ?, ?)",
+                [name, url, settings_hash, now],
+            )
+        elif row[0] != url or row[1] != settings_hash:
+            conn.execute("update sites set url = ?, settings_hash = ? where name = ?", [url, settings_hash, name])
 
     def site_row(self, name: str) -> dict[str, Any] | None:
         rows = list(self.db["sites"].rows_where("name = ?", [name]))
@@ -143,24 +194,37 @@ class Store:
         return [r["name"] for r in self.db.query("select name from sites order by name")]
 
     def state(self, site: str) -> dict[str, Any]:
-        rows = list(self.db["site_state"].rows_where("site = ?", [site]))
-        if rows:
-            return rows[0]
+        row = _one(self.db.conn.execute("select * from site_state where site = ?", [site]))
+        if row:
+            return row
         return {"site": site, "consecutive_failures": 0, "held": None, "failure_alerted": 0}
 
     def update_state(self, site: str, **fields: Any) -> None:
-        self.db["site_state"].upsert({"site": site, **fields}, pk="site", alter=False)
+        if not fields:
+            self.db.conn.execute("insert or ignore into site_state (site) values (?)", [site])
+            return
+        cols = ", ".join(f'"{k}"' for k in fields)
+        marks = ", ".join("?" for _ in fields)
+        sets = ", ".join(f'"{k}" = excluded."{k}"' for k in fields)
+        self.db.conn.execute(
+            f"insert into site_state (site, {cols}) values (?, {marks}) on conflict(site) do update set {sets}",
+            [site, *map(_sql_value, fields.values())],
+        )
 
     def states(self) -> list[dict[str, Any]]:
         return list(self.db["site_state"].rows)
 
     # --- bodies, fetches, versions ------------------------------------------------------
 
-    def put_body(self, body: bytes, content_type: str = "") -> str:
-        digest = body_hash(body)
-        if not self.db.execute("select 1 from bodies where hash = ?", [digest]).fetchone():
-            self.db["bodies"].insert(
-                {"hash": digest, "size": len(body), "content_type": content_type, "data": zlib.compress(body, 6)},
+    def put_body(self, body: bytes, content_type: str = "", *, digest: str = "", packed: bytes | None = None) -> str:
+        """Store a raw body once per content; `digest`/`packed` (zlib level 6) may come precomputed from a worker."""
+        digest = digest or body_hash(body)
+        conn = self.db.conn
+        if not conn.execute("select 1 from bodies where hash = ?", [digest]).fetchone():
+            data = packed if packed is not None else pack_body(body)
+            conn.execute(
+                "insert into bodies (hash, size, content_type, data) values (?, ?, ?, ?)",
+                [digest, len(body), content_type, data],
             )
         return digest
 
@@ -169,11 +233,10 @@ class Store:
         return zlib.decompress(row[0]) if row else None
 
     def record_fetch(self, site: str, **fields: Any) -> int:
-        return int(self.db["fetches"].insert({"site": site, **fields}).last_pk)  # type: ignore[arg-type]
+        return _insert(self.db.conn, "fetches", {"site": site, **fields})
 
     def latest_version(self, site: str) -> dict[str, Any] | None:
-        rows = list(self.db.query("select * from versions where site = ? order by seq desc limit 1", [site]))
-        return rows[0] if rows else None
+        return _one(self.db.conn.execute("select * from versions where site = ? order by seq desc limit 1", [site]))
 
     def version(self, site: str, seq: int) -> dict[str, Any] | None:
         rows = list(self.db.query("select * from versions where site = ? and seq = ?", [site, seq]))
@@ -211,7 +274,7 @@ class Store:
             "first_seen": at,
             "last_seen": at,
         }
-        row["id"] = self.db["versions"].insert(row).last_pk
+        row["id"] = _insert(self.db.conn, "versions", row)
         return row
 
     def touch_version(self, vid: int, at: str) -> None:
@@ -293,51 +356,121 @@ class Store:
         marks = ",".join("?" for _ in states)
         return list(self.db.query(f"select * from outbox where state in ({marks}) order by id", list(states)))
 
+    def outbox_rows(self, ids: list[int]) -> list[dict[str, Any]]:
+        marks = ",".join("?" for _ in ids) or "NULL"
+        return list(self.db.query(f"select * from outbox where id in ({marks}) order by id", list(ids)))
+
+    def claim_outbox(self, row_id: int, seen_next: str, until: str) -> bool:
+        """Lease a pending row until `until`, only if nobody touched it since we read it (compare and set)."""
+        cur = self.db.execute(
+            "update outbox set next_attempt_at = ? where id = ? and state = 'pending' and next_attempt_at = ?",
+            [until, row_id, seen_next],
+        )
+        return cur.rowcount == 1
+
+    def update_outbox(self, row_id: int, **fields: Any) -> None:
+        if "payload" in fields and not isinstance(fields["payload"], str):
+            fields["payload"] = _json(fields["payload"])
+        self.db["outbox"].update(row_id, fields)
+
     # --- snapshots ------------------------------------------------------------------------
 
     def snapshot_dir(self, site: str) -> Path | None:
         return self.snapshots / site if self.snapshots else None
 
-    def write_snapshot(self, site: str, version: dict[str, Any], latest: bool = True) -> None:
+    def write_snapshot(self, site: str, version: dict[str, Any], latest: bool = True, name: str | None = None) -> None:
         """Readable copy of a version; atomic (temp file + rename), never partial."""
         folder = self.snapshot_dir(site)
         if folder is None:
             return
         folder.mkdir(parents=True, exist_ok=True)
-        name = snapshot_name(version["first_seen"])
+        name = name or snapshot_name(version["first_seen"])
         atomic_write(folder / name, version["markdown"])
         if latest:
             atomic_write(folder / "latest.md", version["markdown"])
 
-    def ensure_snapshots(self, site: str) -> int:
-        """Rewrite missing or stale snapshot files from the database; returns how many."""
+    def ensure_snapshots(self, site: str, write: Callable[..., Any] | None = None) -> int:
+        """Rewrite missing or stale snapshot files from the database; returns how many.
+
+        `write(atomic_write, path, text)` may run the file writes (each one fsyncs) elsewhere,
+        e.g. in threads while the cycle goes on; the database is read here, on the caller's thread.
+        """
         folder = self.snapshot_dir(site)
         if folder is None:
             return 0
+        _sweep_temp_files(folder)
+        put = write or (lambda fn, *args: fn(*args))
         fixed = 0
-        versions = self.versions(site)
-        for v in versions:
-            path = folder / snapshot_name(v["first_seen"])
-            if not path.exists():
-                self.write_snapshot(site, v, latest=False)
+        # Called for every site after every cycle: read hashes, not Markdown, unless a file needs it.
+        conn = self.db.conn
+        versions = conn.execute(
+            "select id, seq, first_seen, text_hash from versions where site = ? order by seq", [site]
+        )
+        last = None
+        used: set[str] = set()
+        for vid, seq, first_seen, digest in versions.fetchall():
+            last = (vid, digest)
+            name = snapshot_name(first_seen)
+            if name in used:  # two versions first seen in one second: the later one must not hide the first
+                name = name.removesuffix(".md") + f"-v{seq}.md"
+            used.add(name)
+            if not (folder / name).exists():
+                folder.mkdir(parents=True, exist_ok=True)
+                row = conn.execute("select markdown from versions where id = ?", [vid]).fetchone()
+                put(atomic_write, folder / name, row[0])
                 fixed += 1
-        if versions:
+        if last is not None:
             latest = folder / "latest.md"
-            want = versions[-1]["markdown"]
             try:
-                current = latest.read_text(encoding="utf-8")
+                current = hashlib.sha256(latest.read_bytes()).hexdigest()
             except OSError:
                 current = None
-            if current != want:
-                atomic_write(latest, want)
+            if current != last[1]:
+                folder.mkdir(parents=True, exist_ok=True)
+                row = conn.execute("select markdown from versions where id = ?", [last[0]]).fetchone()
+                put(atomic_write, latest, row[0])
                 fixed += 1
         return fixed
+
+
+def _sql_value(value: Any) -> Any:
+    """What sqlite-utils would store: containers as JSON, the rest as is."""
+    return _json(value) if isinstance(value, dict | list | tuple) else value
+
+
+def _insert(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> int:
+    cols = ", ".join(f'"{k}"' for k in row)
+    marks = ", ".join("?" for _ in row)
+    cur = conn.execute(f'insert into "{table}" ({cols}) values ({marks})', [_sql_value(v) for v in row.values()])
+    return int(cur.lastrowid or 0)
+
+
+def _one(cur: sqlite3.Cursor) -> dict[str, Any] | None:
+    row = cur.fetchone()
+    if row is None:
+        return None
+    return dict(zip([d[0] for d in cur.description], row, strict=True))
 
 
 def snapshot_name(at: str) -> str:
     """2026-03-12T02:12:00.123Z -> 2026-03-12T02-12-00Z.md (sortable, portable)."""
     stamp = at.split(".")[0].rstrip("Z").replace(":", "-")
     return f"{stamp}Z.md"
+
+
+def _sweep_temp_files(folder: Path, older_than: float = 600.0) -> None:
+    """Remove temp files left by a write killed before its rename (fresh ones may be another process's)."""
+    cutoff = time.time() - older_than
+    try:
+        leftovers = list(folder.glob(".tmp-*"))
+    except OSError:
+        return
+    for path in leftovers:
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except OSError:
+            pass
 
 
 def atomic_write(path: Path, text: str) -> None:
