@@ -428,7 +428,9 @@ class Store:
             if current != last[1]:
                 folder.mkdir(parents=True, exist_ok=True)
                 row = conn.execute("select markdown from versions where id = ?", [last[0]]).fetchone()
-                put(atomic_write, latest, row[0])
+                # no fsync: a power cut can only leave a stale or empty latest.md, which the hash
+                # check above repairs on the next cycle (half the fsyncs of a cold cycle, issue 10)
+                put(atomic_write, latest, row[0], False)
                 fixed += 1
         return fixed
 
@@ -473,13 +475,16 @@ def _sweep_temp_files(folder: Path, older_than: float = 600.0) -> None:
             pass
 
 
-def atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str, durable: bool = True) -> None:
+    """Temp file + rename: never a partial file. `durable=False` skips the fsync, for a file
+    that is checked against the database and rewritten on every cycle anyway (latest.md)."""
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=str(path.parent))
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
