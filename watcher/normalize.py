@@ -702,8 +702,13 @@ _MD_SEP_ROW = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 _MD_FENCE = re.compile(r"^\s*(```|~~~)")
 
 
+_MD_INLINE = re.compile(r"[\\`*_\[\]<>&!]")
+
+
 def strip_inline_markdown(text: str) -> str:
     """Markdown inline syntax to plain text: links to their text, emphasis and escapes removed."""
+    if not _MD_INLINE.search(text):
+        return clean(text)  # most lines hold no syntax at all: skip the dozen substitutions
     text = re.sub(r"!\[([^\]]*)\]\([^)]*\)", "", text)
     text = re.sub(r"<br\s*/?>", " ", text, flags=re.I)
     for _ in range(2):  # nested [[text](a)](b)
