@@ -119,12 +119,16 @@ def units(doc: Document) -> list[Unit]:
                 lead = b.text
             isos = frozenset(stated.get(b.text, ()))
             item = b.kind != "p"
-            for sent in sentences(b.text):
-                k = _key(sent)
-                if k:
-                    out.append(
-                        Unit(sent, k, idx, s.heading, s.path, is_item=item, stated=isos, lead=lead if item else "")
-                    )
+            # a table row's cells are read one by one: a changed legal-basis cell is not about
+            # the retention period in the next cell
+            pieces = [c for c in b.cells if c] if b.kind == "row" and b.cells else [b.text]
+            for piece in pieces:
+                for sent in sentences(piece):
+                    k = _key(sent)
+                    if k:
+                        out.append(
+                            Unit(sent, k, idx, s.heading, s.path, is_item=item, stated=isos, lead=lead if item else "")
+                        )
     return out
 
 
@@ -506,7 +510,7 @@ def score_topics(edit: Edit, lang: str) -> tuple[list[str], list[Cue]]:
                     near_hits[topic] = near[0]
                 # the unchanged frame of the sentence ("X shares ... with partners") tells what it is about
                 around = {w for w in strong.findall(sentence) if w not in found}
-                scores[topic] += SENTENCE * min(len(around), 2)
+                scores[topic] += SENTENCE * min(len(around), 3)
                 m = strong.search(heading)
                 if m:
                     head_scores[topic] += HEADING
@@ -525,7 +529,8 @@ def score_topics(edit: Edit, lang: str) -> tuple[list[str], list[Cue]]:
         scores[f.topic] += FACT
         direct.add(f.topic)
     only_protected = all(w in _rules()["protected"] for w in edit.deleted + edit.inserted)
-    if not direct and not weak_found and not only_protected:
+    pure = not edit.deleted or not edit.inserted  # words added or dropped, not a name replaced by another
+    if not direct and not weak_found and not only_protected and pure:
         # (a flipped "never" -> "may" changes the whole sentence: its frame decides, not the neighbours)
         # the changed words name nothing ("for [example for] device location [or for health
         # apps]"): the words right next to them do ("Consent (...)")
@@ -592,10 +597,11 @@ def _values(kind: str, text: str) -> set[str]:
     return found
 
 
-def _sentence_facts(kind: str, before: str, after: str, topics: list[str]) -> Fact | None:
+def _sentence_facts(kind: str, before: str, after: str, heading: str = "") -> Fact | None:
     spec = _facts()[kind]
     ctx = spec["context"]
-    if ctx is not None and not (ctx.search(fold(before)) or ctx.search(fold(after))):
+    # the context may come from the heading: "a user under 14" under "Children's Privacy"
+    if ctx is not None and not any(ctx.search(fold(t)) for t in (before, after, heading)):
         return None
     b, a = _values(kind, before), _values(kind, after)
     b, a = _drop_contained(b), _drop_contained(a)
@@ -619,7 +625,7 @@ def extract_facts(edit: Edit, lang: str, topic_free: bool = True) -> list[Fact]:
     if edit.kind == "date":
         return facts
     for kind in ("period", "age", "notice", "email", "place") if topic_free else ():
-        f = _sentence_facts(kind, edit.before, edit.after, edit.topics)
+        f = _sentence_facts(kind, edit.before, edit.after, edit.heading)
         if f:
             f.section = edit.heading
             facts.append(f)
