@@ -933,6 +933,7 @@ def find_headings(blocks: list[RawBlock]) -> list[RawBlock]:
             b.kind, b.level = "p", 0  # a paragraph set in a heading tag
     # a line followed by a numbered title ("1. Consent" then "1.1 Commitment...") is a title too
     numbered = [b.kind == "p" and _numbered_title(b.text) for b in blocks]
+    promoted: set[int] = set()
     for i, b in enumerate(blocks):
         if b.kind != "p":
             continue
@@ -955,7 +956,26 @@ def find_headings(blocks: list[RawBlock]) -> list[RawBlock]:
         level = _pseudo_heading_level(b, nxt, has_real, nxt_title, item_like)
         if level:
             b.kind, b.level = "h", level
+            promoted.add(id(b))
+    _nest_under_numbered(blocks, promoted)
     return blocks
+
+
+def _nest_under_numbered(blocks: list[RawBlock], promoted: set[int]) -> None:
+    """An unnumbered untagged title after a top-level numbered one ("5. Disclosing your data",
+    then "Information we may disclose"), or after a tagged heading, is its sub-section."""
+    top = 0  # level of the section such a title belongs to
+    for b in blocks:
+        if b.kind != "h":
+            continue
+        depth = _numbered_depth(b.text)
+        if id(b) not in promoted:
+            top = b.level  # a tagged heading: bold lines below it are its sub-sections
+            continue
+        if depth == 1:
+            top = b.level
+        elif depth == 0 and top and b.level <= top and not b.hint:
+            b.level = min(6, top + 1)
 
 
 def _is_body(b: RawBlock) -> bool:
