@@ -235,8 +235,18 @@ class Store:
     def record_fetch(self, site: str, **fields: Any) -> int:
         return _insert(self.db.conn, "fetches", {"site": site, **fields})
 
-    def latest_version(self, site: str) -> dict[str, Any] | None:
-        return _one(self.db.conn.execute("select * from versions where site = ? order by seq desc limit 1", [site]))
+    def latest_version(self, site: str, markdown: bool = True) -> dict[str, Any] | None:
+        """The newest version; `markdown=False` gives only id, site, seq and text_hash, which is all
+        an unchanged check needs, without reading the text's ~20 KB of overflow pages."""
+        cols = "*" if markdown else _HEAD_COLUMNS
+        return _one(
+            self.db.conn.execute(f"select {cols} from versions where site = ? order by seq desc limit 1", [site])
+        )
+
+    def version_markdown(self, vid: int) -> tuple[str, str]:
+        """(markdown, lang) of a version."""
+        row = self.db.conn.execute("select markdown, lang from versions where id = ?", [vid]).fetchone()
+        return (row[0], row[1] or "") if row else ("", "")
 
     def version(self, site: str, seq: int) -> dict[str, Any] | None:
         rows = list(self.db.query("select * from versions where site = ? and seq = ?", [site, seq]))
@@ -433,6 +443,10 @@ class Store:
                 put(atomic_write, latest, row[0], False)
                 fixed += 1
         return fixed
+
+
+# Only columns stored before `markdown`: reading any column after it walks its overflow pages.
+_HEAD_COLUMNS = "id, site, seq, text_hash"
 
 
 def _sql_value(value: Any) -> Any:
