@@ -34,6 +34,11 @@ from .store import Store, body_hash, pack_body, text_hash
 
 log = logging.getLogger("watcher.cycle")
 
+# Unchanged and failed checks are committed in batches (one commit per BATCH results or
+# BATCH_SECONDS); a new or changed version is committed, and announced, at once.
+BATCH = 64
+BATCH_SECONDS = 0.25
+
 
 @dataclass
 class SiteResult:
@@ -273,6 +278,8 @@ def run_cycle(
                     fut.add_done_callback(finished.put)
 
             fill()
+            unannounced: list[SiteResult] = []
+            batch_until = time.monotonic() + BATCH_SECONDS
             while fetching or parsing:
                 if stop and stop():
                     for fut in [*fetching, *parsing]:
@@ -286,13 +293,26 @@ def run_cycle(
                     parsing[parsed] = prep
                     parsed.add_done_callback(finished.put)
                     continue
+                store.begin()  # joined by record()'s own transaction, committed below
                 res = record(config, store, prep, states[prep.site.name])
                 results.append(res)
-                if res.outcome in ("new", "changed"):
-                    _snapshots(store, prep.site.name, io.submit, writes)
-                if on_result:
-                    on_result(res)
+                unannounced.append(res)
+                if res.outcome in ("new", "changed", "held") or len(unannounced) >= BATCH or time.monotonic() > batch_until:
+                    # a new version is acknowledged (committed) at once; routine results go in batches
+                    store.commit()
+                    batch_until = time.monotonic() + BATCH_SECONDS
+                    for done in unannounced:
+                        if done.outcome in ("new", "changed"):
+                            _snapshots(store, done.site, io.submit, writes)
+                        if on_result:
+                            on_result(done)
+                    unannounced.clear()
                 fill()
+            store.commit()
+            for done in unannounced:
+                if on_result:
+                    on_result(done)
+            unannounced.clear()
             for w in writes:
                 try:
                     w.result()
@@ -302,8 +322,15 @@ def run_cycle(
         parsers.close()
         if own_fetcher:
             fetcher.close()
-    for site in sites:
-        _snapshots(store, site.name)
+        if store.db.conn.in_transaction:  # an exception left a batch open: keep what was recorded
+            try:
+                store.commit()
+            except Exception:
+                log.exception("could not commit the last batch of check results")
+    try:
+        store.ensure_all_snapshots([site.name for site in sites])
+    except OSError as exc:
+        log.error("cannot write snapshot files under %s: %s", store.snapshots, exc.strerror)
     results.sort(key=lambda r: order.get(r.site, 0))
     return results
 
@@ -394,7 +421,6 @@ def record(config: Config, store: Store, prep: Prepared, state: dict) -> SiteRes
                 )
                 store.update_state(site.name, etag=None, last_modified=None, last_body_hash=None, last_check=at)
                 return SiteResult(site.name, "error", "304 without a stored version; will refetch", fetch.status)
-            store.touch_version(prev["id"], at)
             store.record_fetch(site.name, **base, outcome="unchanged", version_id=prev["id"])
             _recovered(config, store, site, state, at)
             # the server still serves the stored version: a held shorter candidate is not confirmed
@@ -410,7 +436,6 @@ def record(config: Config, store: Store, prep: Prepared, state: dict) -> SiteRes
         }
         new_hash = prep.text_hash or text_hash(prep.markdown)
         if prev is not None and prev["text_hash"] == new_hash:
-            store.touch_version(prev["id"], at)
             store.record_fetch(site.name, **base, outcome="unchanged", body_hash=digest, version_id=prev["id"])
             _recovered(config, store, site, state, at)
             store.update_state(site.name, **succeeded, **validators, held=None, last_outcome="unchanged")

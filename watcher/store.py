@@ -256,8 +256,17 @@ class Store:
         rows = list(self.db.query("select * from versions where id = ?", [vid]))
         return rows[0] if rows else None
 
-    def versions(self, site: str) -> list[dict[str, Any]]:
-        return list(self.db.query("select * from versions where site = ? order by seq", [site]))
+    def versions(self, site: str, text: bool = True) -> list[dict[str, Any]]:
+        """A site's versions, oldest first; `text=False` leaves out the Markdown (cheap)."""
+        cols = "*" if text else "id, site, seq, text_hash, title, lang, effective_date, body_hash, first_seen, last_seen"
+        rows = list(self.db.query(f"select {cols} from versions where site = ? order by seq", [site]))
+        if rows:
+            # the latest version was last seen at the site's last successful check (not written
+            # to the version row on every check: that would rewrite its ~20 KB of text each time)
+            seen = self.db.conn.execute("select last_success from site_state where site = ?", [site]).fetchone()
+            if seen and seen[0] and seen[0] > (rows[-1]["last_seen"] or ""):
+                rows[-1]["last_seen"] = seen[0]
+        return rows
 
     def add_version(
         self,
@@ -270,8 +279,15 @@ class Store:
         body_hash: str | None,
         at: str,
     ) -> dict[str, Any]:
-        prev = self.latest_version(site)
+        prev = self.latest_version(site, markdown=False)
         seq = (prev["seq"] + 1) if prev else 1
+        if prev:
+            # the previous version's last sighting was the last successful check before this one
+            self.db.conn.execute(
+                "update versions set last_seen = coalesce((select last_success from site_state where site = ?), last_seen)"
+                " where id = ? and last_seen < coalesce((select last_success from site_state where site = ?), '')",
+                [site, prev["id"], site],
+            )
         row = {
             "site": site,
             "seq": seq,
@@ -286,6 +302,25 @@ class Store:
         }
         row["id"] = _insert(self.db.conn, "versions", row)
         return row
+
+    def begin(self) -> None:
+        """Open a transaction that several `transaction()` blocks join (as savepoints) until
+        `commit()`: routine check results are written in batches, not one commit each."""
+        if not self.db.conn.in_transaction:
+            try:
+                self.db.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _storage_error(self.path, exc) from None
+
+    def commit(self) -> None:
+        conn = self.db.conn
+        if conn.in_transaction:
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise _storage_error(self.path, exc) from None
 
     def touch_version(self, vid: int, at: str) -> None:
         self.db.execute("update versions set last_seen = ? where id = ?", [at, vid])
@@ -405,42 +440,72 @@ class Store:
         `write(atomic_write, path, text)` may run the file writes (each one fsyncs) elsewhere,
         e.g. in threads while the cycle goes on; the database is read here, on the caller's thread.
         """
-        folder = self.snapshot_dir(site)
-        if folder is None:
+        return self.ensure_all_snapshots([site], write)
+
+    def ensure_all_snapshots(self, sites: list[str], write: Callable[..., Any] | None = None) -> int:
+        """`ensure_snapshots` for many sites: one query for all their versions, one directory
+        scan per site (this runs for every site after every cycle, so it must cost little)."""
+        if self.snapshots is None or not sites:
             return 0
-        _sweep_temp_files(folder)
-        put = write or (lambda fn, *args: fn(*args))
-        fixed = 0
-        # Called for every site after every cycle: read hashes, not Markdown, unless a file needs it.
         conn = self.db.conn
-        versions = conn.execute(
-            "select id, seq, first_seen, text_hash from versions where site = ? order by seq", [site]
-        )
-        last = None
-        used: set[str] = set()
-        for vid, seq, first_seen, digest in versions.fetchall():
-            last = (vid, digest)
-            name = snapshot_name(first_seen)
-            if name in used:  # two versions first seen in one second: the later one must not hide the first
-                name = name.removesuffix(".md") + f"-v{seq}.md"
-            used.add(name)
-            if not (folder / name).exists():
+        put = write or (lambda fn, *args: fn(*args))
+        by_site: dict[str, list[tuple]] = {}
+        for chunk in range(0, len(sites), 500):
+            part = sites[chunk : chunk + 500]
+            marks = ",".join("?" for _ in part)
+            for row in conn.execute(
+                f"select site, id, seq, first_seen, text_hash from versions where site in ({marks}) order by site, seq", part
+            ):
+                by_site.setdefault(row[0], []).append(row[1:])
+        fixed = 0
+        cutoff = time.time() - 600.0
+        for site in sites:
+            versions = by_site.get(site)
+            if not versions:
+                continue
+            folder = self.snapshots / site
+            present: dict[str, os.DirEntry] = {}
+            try:
+                with os.scandir(folder) as entries:
+                    present = {e.name: e for e in entries}
+            except FileNotFoundError:
+                pass
+            except OSError:
+                continue
+            for name, entry in present.items():
+                if name.startswith(".tmp-"):  # left by a write killed before its rename
+                    try:
+                        if entry.stat().st_mtime < cutoff:
+                            os.unlink(entry.path)
+                    except OSError:
+                        pass
+            used: set[str] = set()
+            missing: list[tuple[int, str]] = []
+            for vid, seq, first_seen, _digest in versions:
+                name = snapshot_name(first_seen)
+                if name in used:  # two versions first seen in one second: the later one must not hide the first
+                    name = name.removesuffix(".md") + f"-v{seq}.md"
+                used.add(name)
+                if name not in present:
+                    missing.append((vid, name))
+            last_id, last_digest = versions[-1][0], versions[-1][3]
+            stale = True
+            if "latest.md" in present:
+                try:
+                    stale = hashlib.sha256((folder / "latest.md").read_bytes()).hexdigest() != last_digest
+                except OSError:
+                    stale = True
+            if missing or stale:
                 folder.mkdir(parents=True, exist_ok=True)
+            for vid, name in missing:
                 row = conn.execute("select markdown from versions where id = ?", [vid]).fetchone()
                 put(atomic_write, folder / name, row[0])
                 fixed += 1
-        if last is not None:
-            latest = folder / "latest.md"
-            try:
-                current = hashlib.sha256(latest.read_bytes()).hexdigest()
-            except OSError:
-                current = None
-            if current != last[1]:
-                folder.mkdir(parents=True, exist_ok=True)
-                row = conn.execute("select markdown from versions where id = ?", [last[0]]).fetchone()
+            if stale:
+                row = conn.execute("select markdown from versions where id = ?", [last_id]).fetchone()
                 # no fsync: a power cut can only leave a stale or empty latest.md, which the hash
                 # check above repairs on the next cycle (half the fsyncs of a cold cycle, issue 10)
-                put(atomic_write, latest, row[0], False)
+                put(atomic_write, folder / "latest.md", row[0], False)
                 fixed += 1
         return fixed
 
@@ -472,21 +537,6 @@ def snapshot_name(at: str) -> str:
     """2026-03-12T02:12:00.123Z -> 2026-03-12T02-12-00Z.md (sortable, portable)."""
     stamp = at.split(".")[0].rstrip("Z").replace(":", "-")
     return f"{stamp}Z.md"
-
-
-def _sweep_temp_files(folder: Path, older_than: float = 600.0) -> None:
-    """Remove temp files left by a write killed before its rename (fresh ones may be another process's)."""
-    cutoff = time.time() - older_than
-    try:
-        leftovers = list(folder.glob(".tmp-*"))
-    except OSError:
-        return
-    for path in leftovers:
-        try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-        except OSError:
-            pass
 
 
 def atomic_write(path: Path, text: str, durable: bool = True) -> None:
