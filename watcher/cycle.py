@@ -29,7 +29,7 @@ from . import guard
 from .config import Config, Site
 from .fetch import Fetcher, decode_body, now_iso
 from .logs import redact
-from .models import Document, FetchResult
+from .models import FetchResult
 from .store import Store, body_hash, pack_body, text_hash
 
 log = logging.getLogger("watcher.cycle")
@@ -68,7 +68,6 @@ class Prepared:
     site: Site
     fetch: FetchResult
     same_body: bool = False
-    doc: Document | None = None
     markdown: str = ""
     error: str | None = None
     error_kind: str | None = None
@@ -76,16 +75,20 @@ class Prepared:
     digest: str = ""  # sha256 of the body, computed once in the fetch thread
     needs_parse: bool = False  # a new body, waiting for a parse worker
     text_hash: str = ""
-    effective: str | None = None  # the policy's stated date (see `dated`)
-    dated: bool = False
+    effective: str | None = None  # the policy's stated date
     packed: bytes | None = None  # the body compressed for the store, by the parse worker
+    title: str = ""
+    lang: str = ""
 
 
 @dataclass
 class Parsed:
-    """What `parse_page` computed for one body (crosses the process boundary, so kept small)."""
+    """What `parse_page` computed for one body (crosses the process boundary, so kept small:
+    the Markdown, not the Document, whose many small objects cost more to pickle than to rebuild
+    from the Markdown in the rare case a change must be classified)."""
 
-    doc: Document | None = None
+    title: str = ""
+    lang: str = ""
     markdown: str = ""
     text_hash: str = ""
     effective: str | None = None
@@ -116,7 +119,7 @@ def parse_page(body: bytes, content_type: str, site: Site, budget: float, text: 
     if verdict.kind == "error":
         return Parsed(error=verdict.reason, error_kind=verdict.error_kind)
     markdown = to_markdown(doc)
-    return Parsed(doc, markdown, text_hash(markdown), effective_date(doc), pack_body(body))
+    return Parsed(doc.title, doc.lang, markdown, text_hash(markdown), effective_date(doc), pack_body(body))
 
 
 def _apply(prep: Prepared, parsed: Parsed) -> Prepared:
@@ -124,8 +127,8 @@ def _apply(prep: Prepared, parsed: Parsed) -> Prepared:
     if parsed.error:
         prep.error, prep.error_kind = parsed.error, parsed.error_kind
         return prep
-    prep.doc, prep.markdown, prep.text_hash = parsed.doc, parsed.markdown, parsed.text_hash
-    prep.effective, prep.dated, prep.packed = parsed.effective, True, parsed.packed
+    prep.title, prep.lang, prep.markdown, prep.text_hash = parsed.title, parsed.lang, parsed.markdown, parsed.text_hash
+    prep.effective, prep.packed = parsed.effective, parsed.packed
     return prep
 
 
@@ -297,7 +300,11 @@ def run_cycle(
                 res = record(config, store, prep, states[prep.site.name])
                 results.append(res)
                 unannounced.append(res)
-                if res.outcome in ("new", "changed", "held") or len(unannounced) >= BATCH or time.monotonic() > batch_until:
+                if (
+                    res.outcome in ("new", "changed", "held")
+                    or len(unannounced) >= BATCH
+                    or time.monotonic() > batch_until
+                ):
                     # a new version is acknowledged (committed) at once; routine results go in batches
                     store.commit()
                     batch_until = time.monotonic() + BATCH_SECONDS
@@ -427,7 +434,7 @@ def record(config: Config, store: Store, prep: Prepared, state: dict) -> SiteRes
             store.update_state(site.name, **succeeded, held=None, last_outcome="unchanged")
             reason = "304 Not Modified" if fetch.not_modified else "same bytes as last time"
             return SiteResult(site.name, "unchanged", reason, fetch.status, fetch.duration_ms, prev["seq"])
-        assert prep.doc is not None
+        assert prep.markdown
         digest = store.put_body(fetch.body, fetch.content_type, digest=prep.digest, packed=prep.packed)
         validators = {
             "etag": fetch.headers.get("etag"),
@@ -451,7 +458,8 @@ def record(config: Config, store: Store, prep: Prepared, state: dict) -> SiteRes
 
         prev_markdown, prev_lang = store.version_markdown(prev["id"])
         prev_doc = from_markdown(prev_markdown, prev_lang or None)
-        drop = guard.assess_drop(prev_doc, prep.doc, config.settings.hold_drop_ratio)
+        new_doc = from_markdown(prep.markdown, prep.lang or None)  # both versions read the same way
+        drop = guard.assess_drop(prev_doc, new_doc, config.settings.hold_drop_ratio)
         if drop.kind == "hold":
             held = json.loads(state["held"]) if state.get("held") else None
             if not held or held.get("text_hash") != new_hash:
@@ -470,7 +478,7 @@ def record(config: Config, store: Store, prep: Prepared, state: dict) -> SiteRes
                 )
         from .classify import classify  # imported on the first change: a quiet cycle never needs it
 
-        change = classify(prev_doc, prep.doc)
+        change = classify(prev_doc, new_doc)
         v = _add_version(store, site, prep, digest, at)
         cid = store.add_change(site.name, prev["id"], v["id"], change, at)
         store.record_fetch(site.name, **base, outcome="changed", body_hash=digest, version_id=v["id"], change_id=cid)
@@ -500,15 +508,12 @@ def record(config: Config, store: Store, prep: Prepared, state: dict) -> SiteRes
 
 
 def _add_version(store: Store, site: Site, prep: Prepared, digest: str, at: str) -> dict:
-    from .dates import effective_date
-
-    assert prep.doc is not None
     return store.add_version(
         site.name,
         markdown=prep.markdown,
-        title=prep.doc.title,
-        lang=prep.doc.lang,
-        effective_date=prep.effective if prep.dated else effective_date(prep.doc),
+        title=prep.title,
+        lang=prep.lang,
+        effective_date=prep.effective,
         body_hash=digest,
         at=at,
     )

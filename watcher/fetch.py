@@ -295,7 +295,11 @@ class Fetcher:
                     timeout=self._timeout,
                     limits=self._limits,
                     verify=verify,
-                    headers={"User-Agent": self.user_agent},
+                    headers={
+                        "User-Agent": self.user_agent,
+                        "Accept": "text/html,application/xhtml+xml,text/plain;q=0.9,text/markdown;q=0.9,*/*;q=0.1",
+                        "Accept-Encoding": "gzip, deflate, br",
+                    },
                     trust_env=False,
                 )
                 self._clients[verify] = client
@@ -384,8 +388,6 @@ class Fetcher:
         start: float,
         trace: Callable[[str, dict], None] | None = None,
     ) -> None:
-        headers.setdefault("Accept", "text/html,application/xhtml+xml,text/plain;q=0.9,text/markdown;q=0.9,*/*;q=0.1")
-        headers.setdefault("Accept-Encoding", "gzip, deflate, br")
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
@@ -401,17 +403,17 @@ class Fetcher:
                 _check_public(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
             seen.add(current)
             try:
-                httpx.URL(current)
+                target = httpx.URL(current)  # parsed once, here, so a bad URL is our one-line error
             except httpx.InvalidURL as exc:
                 raise FetchError("url", f"invalid URL {current!r}: {_first_line(exc)}") from None
             try:
                 extensions = {"trace": trace} if trace else None
-                with client.stream("GET", current, headers=headers, extensions=extensions) as resp:
+                with client.stream("GET", target, headers=headers or None, extensions=extensions) as resp:
                     result.status = resp.status_code
                     result.final_url = str(resp.url)
                     # not resp.is_redirect: httpx counts every 3xx, and a 304 answers a conditional request
                     if resp.status_code in _REDIRECTS:
-                        location = resp.headers.get("location", "")
+                        location = _headers(resp).get("location", "")
                         if not location:
                             raise FetchError(
                                 "http", f"HTTP {resp.status_code} redirect without a Location", resp.status_code
@@ -442,19 +444,20 @@ class Fetcher:
         raise FetchError("redirects", f"more than {MAX_REDIRECTS} redirects", result.status)
 
     def _read(self, result: FetchResult, resp: httpx.Response, start: float) -> None:
-        result.headers = {k.lower(): v for k, v in resp.headers.items() if k.lower() in _KEEP_HEADERS}
+        head = _headers(resp)
+        result.headers = {k: v for k, v in head.items() if k in _KEEP_HEADERS}
         status = resp.status_code
         if status == 304:
             result.not_modified = True
             return
         if status >= 400:
-            retry = parse_retry_after(resp.headers.get("retry-after")) if status in (429, 503) else None
+            retry = parse_retry_after(head.get("retry-after")) if status in (429, 503) else None
             reason = resp.reason_phrase or ""
             hint = f"; retry after {retry:.0f}s" if retry is not None else ""
             raise FetchError("http", f"HTTP {status} {reason}{hint}".strip(), status, retry)
         if status >= 300 or status < 200:
             raise FetchError("http", f"unexpected HTTP status {status}", status)
-        ctype = resp.headers.get("content-type", "")
+        ctype = head.get("content-type", "")
         result.content_type = ctype
         mime = ctype.split(";")[0].strip().lower()
         if mime and not (mime in TEXT_TYPES or mime.startswith("text/")):
@@ -463,12 +466,12 @@ class Fetcher:
                     "content-type", "got a PDF (application/pdf): PDF policies are not supported yet", status
                 )
             raise FetchError("content-type", f"not a web page: content type {mime}", status)
-        declared = resp.headers.get("content-length")
+        declared = head.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.max_bytes * 4:
             raise FetchError(
                 "too-large", f"body is {int(declared):,} bytes, over max_bytes ({self.max_bytes:,})", status
             )
-        decoder = _Decoder(resp.headers.get("content-encoding", ""), self.max_bytes)
+        decoder = _Decoder(head.get("content-encoding", ""), self.max_bytes)
         chunks: list[bytes] = []
         raw_len = 0
         # no chunk size: httpx would buffer up to it before yielding, so a server trickling a
@@ -492,6 +495,14 @@ class Fetcher:
         if b"\x00" in body[:4096] and not body.startswith((b"\xff\xfe", b"\xfe\xff")):
             raise FetchError("binary", "not a web page: the body is binary", status)
         result.body = body
+
+
+def _headers(resp: httpx.Response) -> dict[str, str]:
+    """Response headers, lower-cased, read once (httpx re-derives their encoding on every lookup)."""
+    out: dict[str, str] = {}
+    for key, value in resp.headers.raw:
+        out.setdefault(key.decode("latin-1").lower(), value.decode("latin-1"))
+    return out
 
 
 _KEEP_HEADERS = {

@@ -21,7 +21,6 @@ from importlib import resources
 from typing import Literal
 
 from .models import Document
-from .textutil import WORD
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,12 @@ def _data() -> dict:
 
 
 def doc_words(doc: Document) -> int:
-    return len(WORD.findall(doc.text))
+    # per block, through normalize's word-count cache: the blocks were just counted there
+    from .normalize import _heading_words
+
+    return sum(_heading_words(s.heading) for s in doc.sections) + sum(
+        _heading_words(b.text) for s in doc.sections for b in s.blocks
+    )
 
 
 def assess_page(doc: Document, raw_html: str = "") -> Verdict:

@@ -40,8 +40,11 @@ def body_hash(body: bytes) -> str:
 
 
 def pack_body(body: bytes) -> bytes:
-    """How raw bodies are stored: zlib level 6 (a parse worker may do it off the writer thread)."""
-    return zlib.compress(body, 6)
+    """How raw bodies are stored: zlib level 3 (a parse worker may do it off the writer thread).
+
+    Measured on 17.7 KB policy pages: level 3 takes 0.27 ms and 6.4 KB, level 6 0.50 ms and 5.9 KB.
+    """
+    return zlib.compress(body, 3)
 
 
 def _json(value: Any) -> str:
@@ -258,7 +261,9 @@ class Store:
 
     def versions(self, site: str, text: bool = True) -> list[dict[str, Any]]:
         """A site's versions, oldest first; `text=False` leaves out the Markdown (cheap)."""
-        cols = "*" if text else "id, site, seq, text_hash, title, lang, effective_date, body_hash, first_seen, last_seen"
+        cols = (
+            "*" if text else "id, site, seq, text_hash, title, lang, effective_date, body_hash, first_seen, last_seen"
+        )
         rows = list(self.db.query(f"select {cols} from versions where site = ? order by seq", [site]))
         if rows:
             # the latest version was last seen at the site's last successful check (not written
@@ -454,7 +459,8 @@ class Store:
             part = sites[chunk : chunk + 500]
             marks = ",".join("?" for _ in part)
             for row in conn.execute(
-                f"select site, id, seq, first_seen, text_hash from versions where site in ({marks}) order by site, seq", part
+                f"select site, id, seq, first_seen, text_hash from versions where site in ({marks}) order by site, seq",
+                part,
             ):
                 by_site.setdefault(row[0], []).append(row[1:])
         fixed = 0
