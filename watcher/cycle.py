@@ -29,7 +29,7 @@ from . import guard
 from .config import Config, Site
 from .fetch import Fetcher, decode_body, now_iso
 from .logs import redact
-from .models import FetchResult
+from .models import Change, FetchResult
 from .store import Store, body_hash, pack_body, text_hash
 
 log = logging.getLogger("watcher.cycle")
@@ -76,6 +76,9 @@ class Prepared:
     needs_parse: bool = False  # a new body, waiting for a parse worker
     text_hash: str = ""
     effective: str | None = None  # the policy's stated date
+    prev_hash: str = ""  # computed by the parse worker against this previous version:
+    drop: guard.Verdict | None = None  # ... the suspicious-drop verdict
+    change: Change | None = None  # ... and the classified change
     packed: bytes | None = None  # the body compressed for the store, by the parse worker
     title: str = ""
     lang: str = ""
@@ -95,10 +98,23 @@ class Parsed:
     packed: bytes | None = None
     error: str | None = None
     error_kind: str | None = None
+    prev_hash: str = ""  # the version `drop` and `change` were computed against
+    drop: guard.Verdict | None = None
+    change: Change | None = None
 
 
-def parse_page(body: bytes, content_type: str, site: Site, budget: float, text: str = "") -> Parsed:
-    """Everything CPU-bound about a new body: decode, normalize, guard, Markdown, stated date, compress.
+def parse_page(
+    body: bytes,
+    content_type: str,
+    site: Site,
+    budget: float,
+    text: str = "",
+    prev: tuple[str, str, str] | None = None,
+    drop_ratio: float = 0.5,
+) -> Parsed:
+    """Everything CPU-bound about a new body: decode, normalize, guard, Markdown, stated date,
+    compress, and, given the previous version `prev` (text hash, Markdown, lang), the
+    suspicious-drop verdict and the classified change.
 
     Pure of the network and the database, so it can run in a worker process.
     """
@@ -119,7 +135,22 @@ def parse_page(body: bytes, content_type: str, site: Site, budget: float, text: 
     if verdict.kind == "error":
         return Parsed(error=verdict.reason, error_kind=verdict.error_kind)
     markdown = to_markdown(doc)
-    return Parsed(doc.title, doc.lang, markdown, text_hash(markdown), effective_date(doc), pack_body(body))
+    parsed = Parsed(doc.title, doc.lang, markdown, text_hash(markdown), effective_date(doc), pack_body(body))
+    if prev is not None and prev[0] != parsed.text_hash:
+        parsed.prev_hash = prev[0]
+        parsed.drop, parsed.change = compare(prev[1], prev[2], markdown, doc.lang, drop_ratio)
+    return parsed
+
+
+def compare(
+    prev_markdown: str, prev_lang: str, markdown: str, lang: str, drop_ratio: float
+) -> tuple[guard.Verdict, Change]:
+    """(suspicious-drop verdict, classified change) between two stored-form versions."""
+    from .classify import classify
+    from .normalize import from_markdown
+
+    old, new = from_markdown(prev_markdown, prev_lang or None), from_markdown(markdown, lang or None)
+    return guard.assess_drop(old, new, drop_ratio), classify(old, new)
 
 
 def _apply(prep: Prepared, parsed: Parsed) -> Prepared:
@@ -129,6 +160,7 @@ def _apply(prep: Prepared, parsed: Parsed) -> Prepared:
         return prep
     prep.title, prep.lang, prep.markdown, prep.text_hash = parsed.title, parsed.lang, parsed.markdown, parsed.text_hash
     prep.effective, prep.packed = parsed.effective, parsed.packed
+    prep.prev_hash, prep.drop, prep.change = parsed.prev_hash, parsed.drop, parsed.change
     return prep
 
 
@@ -155,14 +187,18 @@ class _Parsers:
         self.workers = workers
         self.pool: ProcessPoolExecutor | None = None
 
-    def submit(self, prep: Prepared, budget: float) -> Future[Parsed]:
+    def submit(
+        self, prep: Prepared, budget: float, prev: tuple[str, str, str] | None = None, drop_ratio: float = 0.5
+    ) -> Future[Parsed]:
         if self.pool is None:
             # fork: the children inherit the imported parser (no start-up imports) and run only
             # pure code (no httpx, no sqlite), so the fetch threads' locks are never touched.
             from . import dates, normalize  # noqa: F401 - loaded once here, before the fork
 
             self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"))
-        return self.pool.submit(parse_page, prep.fetch.body, prep.fetch.content_type, prep.site, budget)
+        return self.pool.submit(
+            parse_page, prep.fetch.body, prep.fetch.content_type, prep.site, budget, "", prev, drop_ratio
+        )
 
     def reset(self) -> None:
         if self.pool is not None:
@@ -292,7 +328,10 @@ def run_cycle(
                 if prep is None:
                     continue
                 if prep.needs_parse:
-                    parsed = parsers.submit(prep, budget)
+                    # the worker also classifies the change, against the version stored now
+                    last = store.latest_version(prep.site.name)
+                    prev = (last["text_hash"], last["markdown"], last["lang"] or "") if last else None
+                    parsed = parsers.submit(prep, budget, prev, config.settings.hold_drop_ratio)
                     parsing[parsed] = prep
                     parsed.add_done_callback(finished.put)
                     continue
@@ -454,12 +493,12 @@ def record(config: Config, store: Store, prep: Prepared, state: dict) -> SiteRes
             _recovered(config, store, site, state, at)
             store.update_state(site.name, **succeeded, **validators, held=None, last_outcome="new")
             return SiteResult(site.name, "new", "first version", fetch.status, fetch.duration_ms, v["seq"])
-        from .normalize import from_markdown
 
-        prev_markdown, prev_lang = store.version_markdown(prev["id"])
-        prev_doc = from_markdown(prev_markdown, prev_lang or None)
-        new_doc = from_markdown(prep.markdown, prep.lang or None)  # both versions read the same way
-        drop = guard.assess_drop(prev_doc, new_doc, config.settings.hold_drop_ratio)
+        if prep.change is not None and prep.prev_hash == prev["text_hash"]:
+            drop, change = prep.drop, prep.change  # computed by the parse worker
+        else:  # parsed in this process, or another writer stored a version meanwhile
+            prev_markdown, prev_lang = store.version_markdown(prev["id"])
+            drop, change = compare(prev_markdown, prev_lang, prep.markdown, prep.lang, config.settings.hold_drop_ratio)
         if drop.kind == "hold":
             held = json.loads(state["held"]) if state.get("held") else None
             if not held or held.get("text_hash") != new_hash:
@@ -476,9 +515,6 @@ def record(config: Config, store: Store, prep: Prepared, state: dict) -> SiteRes
                 return SiteResult(
                     site.name, "held", drop.reason, fetch.status, fetch.duration_ms, error_kind=drop.error_kind
                 )
-        from .classify import classify  # imported on the first change: a quiet cycle never needs it
-
-        change = classify(prev_doc, new_doc)
         v = _add_version(store, site, prep, digest, at)
         cid = store.add_change(site.name, prev["id"], v["id"], change, at)
         store.record_fetch(site.name, **base, outcome="changed", body_hash=digest, version_id=v["id"], change_id=cid)
