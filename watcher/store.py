@@ -150,10 +150,7 @@ class Store:
             with self.db.atomic():
                 yield self.db
             return
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise _storage_error(self.path, exc) from None
+        self.begin()
         try:
             yield self.db
         except BaseException as exc:
@@ -165,12 +162,7 @@ class Store:
             if isinstance(exc, sqlite3.Error):  # a full disk mid-transaction is a user-facing error
                 raise _storage_error(self.path, exc) from None
             raise
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise _storage_error(self.path, exc) from None
+        self.commit()
 
     def integrity_ok(self) -> bool:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
