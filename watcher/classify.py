@@ -25,7 +25,7 @@ from functools import lru_cache
 from importlib import resources
 from itertools import pairwise
 
-from .dates import document_lines, effective_date, find_dates, stated_dates_in
+from .dates import StatedDate, document_lines, find_dates, latest, stated_dates_in
 from .diff import diff_documents, strip_enumeration
 from .models import SEVERITIES, Change, Cue, Document, Fact, SectionChange, Severity
 from .normalize import to_markdown
@@ -98,21 +98,23 @@ class Unit:
     section: int  # index of its section in the document
     heading: str
     path: tuple[str, ...]
-    is_heading: bool = False
     is_item: bool = False  # a list item or table row: its heading says what it is about
     stated: frozenset[str] = frozenset()  # dates this block states as the policy's (with document context)
     lead: str = ""  # for list items: the paragraph that introduces the list ("We share it with:")
 
 
-def units(doc: Document) -> list[Unit]:
+def units(doc: Document, dated: list[StatedDate] | None = None) -> list[Unit]:
+    """The sentences of a version; `dated` are its stated dates when the caller has them already."""
     out: list[Unit] = []
     stated: dict[str, set[str]] = {}
-    for d in stated_dates_in(document_lines(doc), doc.lang):
+    if dated is None:
+        dated = stated_dates_in(document_lines(doc), doc.lang)
+    for d in dated:
         stated.setdefault(d.text, set()).add(d.iso)  # "Last updated :" + next line: the date line holds it
     for idx, s in enumerate(doc.sections):
         if s.heading:
             isos = frozenset(stated.get(s.heading, ()))
-            out.append(Unit(s.heading, _key(s.heading), idx, s.heading, s.path, True, stated=isos))
+            out.append(Unit(s.heading, _key(s.heading), idx, s.heading, s.path, stated=isos))
         lead = ""
         for b in s.blocks:
             if b.kind == "p":
@@ -327,7 +329,7 @@ def _explain_hunk(h: _Hunk, lang: str, noise: list[str], grams: Counter) -> list
     ntext = " ".join(u.text for u in h.new)
     o_nodate, o_stated = _without_stated_dates(h.old, lang)
     n_nodate, n_stated = _without_stated_dates(h.new, lang)
-    if o_nodate == n_nodate or _date_lines_only(h, lang):
+    if o_nodate == n_nodate or _date_lines_only(h):
         if o_stated == n_stated:
             noise.append("date format")
             return []
@@ -352,7 +354,7 @@ def _explain_hunk(h: _Hunk, lang: str, noise: list[str], grams: Counter) -> list
     return _sentence_edits(h, ocs, ncs, oc, nc, material)
 
 
-def _date_lines_only(h: _Hunk, lang: str) -> bool:
+def _date_lines_only(h: _Hunk) -> bool:
     """Only short lines stating a date were added or removed ("3.4 | Document updated | 16.7.2026")."""
     if h.old and h.new:
         return False
@@ -462,7 +464,7 @@ def _cue_langs(lang: str) -> tuple[str, ...]:
 
 
 STRONG, WEAK = 3.0, 1.0  # a cue among the words that changed
-SENTENCE = 2.0  # a strong cue elsewhere in the changed sentence (at most two count)
+SENTENCE = 2.0  # a strong cue elsewhere in the changed sentence (at most three count)
 HEADING = 1.5  # a strong cue in the section heading (supports a topic, never creates one alone)
 FACT = 4.0  # a structured fact of the topic changed (a period, an age...)
 MIN_SCORE = 2.0  # evidence a topic needs: a strong cue in the change, or in the sentence's frame
@@ -587,50 +589,56 @@ def score_topics(edit: Edit, lang: str) -> tuple[list[str], list[Cue]]:
 # Facts
 
 
-def _values(kind: str, text: str) -> set[str]:
-    spec = _facts()[kind]
+def _values(kind: str, folded: str) -> set[str]:
     found: set[str] = set()
-    folded = fold(text)
-    for rx in spec["patterns"]:
+    for rx in _facts()[kind]["patterns"]:
         for m in rx.finditer(folded):
-            found.add(re.sub(r"\s+", " ", (m.group(1) if m.groups() else m.group(0)).strip()))
+            found.add(_SPACES.sub(" ", (m.group(1) if m.groups() else m.group(0)).strip()))
     return found
 
 
+_SPACES = re.compile(r"\s+")
+
+
 def _sentence_facts(kind: str, before: str, after: str, heading: str = "") -> Fact | None:
+    """`before`, `after` and `heading` are in comparison form (folded once per edit)."""
     spec = _facts()[kind]
     ctx = spec["context"]
     # the context may come from the heading: "a user under 14" under "Children's Privacy"
-    if ctx is not None and not any(ctx.search(fold(t)) for t in (before, after, heading)):
+    if ctx is not None and not any(ctx.search(t) for t in (before, after, heading)):
         return None
-    b, a = _values(kind, before), _values(kind, after)
-    b, a = _drop_contained(b), _drop_contained(a)
-    if b == a or (not b and not a):
+    b, a = _drop_contained(_values(kind, before)), _drop_contained(_values(kind, after))
+    if b == a:
         return None
     gone, new = sorted(b - a), sorted(a - b)
-    topic = spec["topic"]
-    return Fact(topic=topic, kind=kind, before="; ".join(gone) or None, after="; ".join(new) or None)
+    return Fact(topic=spec["topic"], kind=kind, before="; ".join(gone) or None, after="; ".join(new) or None)
 
 
 def _drop_contained(values: set[str]) -> set[str]:
     return {v for v in values if not any(v != w and v in w for w in values)}
 
 
-def extract_facts(edit: Edit, lang: str, topic_free: bool = True) -> list[Fact]:
-    """Structured terms that changed. `topic_free` facts (periods, ages, notice, e-mails) need no
-    topics and feed topic scoring; the others (places, negations, recipients) are read once the
-    edit's topics are known."""
-    rules = _rules()
-    facts: list[Fact] = []
+def term_facts(edit: Edit) -> list[Fact]:
+    """Periods, ages, days of notice, e-mail addresses and places that changed: they need no
+    topics, and feed the topic scoring."""
     if edit.kind == "date":
-        return facts
-    for kind in ("period", "age", "notice", "email", "place") if topic_free else ():
-        f = _sentence_facts(kind, edit.before, edit.after, edit.heading)
+        return []
+    before, after, heading = fold(edit.before), fold(edit.after), fold(edit.heading)
+    facts = []
+    for kind in ("period", "age", "notice", "email", "place"):
+        f = _sentence_facts(kind, before, after, heading)
         if f:
             f.section = edit.heading
             facts.append(f)
-    if topic_free:
-        return facts
+    return facts
+
+
+def meaning_facts(edit: Edit) -> list[Fact]:
+    """Negation flips and new recipients: read once the edit's topics are known."""
+    if edit.kind == "date":
+        return []
+    rules = _rules()
+    facts: list[Fact] = []
     neg = rules["negations"]
     lost = _negations(edit.deleted, edit.before, neg)
     gained = _negations(edit.inserted, edit.after, neg)
@@ -638,20 +646,11 @@ def extract_facts(edit: Edit, lang: str, topic_free: bool = True) -> list[Fact]:
         topic = min(edit.topics, key=_SPECIFIC.index) if edit.topics else "other"
         facts.append(Fact(topic, "negation", _excerpt(edit.before), _excerpt(edit.after), edit.heading))
     if "sharing" in edit.topics:
-        ins_text = " ".join(edit.inserted)
-        del_text = " ".join(edit.deleted)
-        gained_r = {m.group(0) for m in rules["recipients"].finditer(ins_text)}
-        lost_r = {m.group(0) for m in rules["recipients"].finditer(del_text)}
+        gained_r = {m.group(0) for m in rules["recipients"].finditer(" ".join(edit.inserted))}
+        lost_r = {m.group(0) for m in rules["recipients"].finditer(" ".join(edit.deleted))}
         if gained_r - lost_r:
-            facts.append(
-                Fact(
-                    "sharing",
-                    "recipient",
-                    "; ".join(sorted(lost_r)) or None,
-                    "; ".join(sorted(gained_r - lost_r)),
-                    edit.heading,
-                )
-            )
+            new = "; ".join(sorted(gained_r - lost_r))
+            facts.append(Fact("sharing", "recipient", "; ".join(sorted(lost_r)) or None, new, edit.heading))
     return facts
 
 
@@ -675,15 +674,18 @@ _SPECIFIC = [
 ]
 
 
+_NE_QUE = re.compile(r"\b(?:ne|n['’])\b[^.;]*\bqu(?:e\b|['’])")
+_NE_WITH = re.compile(r"\b(?:pas|jamais|aucun|aucune|rien|plus|ni|personne|nullement)\b")
+
+
 def _negations(changed: list[str], sentence: str, neg: set[str]) -> list[str]:
-    """Negation words among the changed words; French "ne ... que" means "only" and is not one."""
-    found = [w for w in changed if w in neg]
-    if (
-        "ne" in found
-        and re.search(r"\b(?:ne|n['’])\b[^.;]*\bqu(?:e\b|['’])", fold(sentence))
-        and not re.search(r"\b(?:pas|jamais|aucun|aucune|rien|plus|ni|personne)\b", fold(sentence))
-    ):
-        found = [w for w in found if w not in ("ne", "n'")]
+    """Negation words among the changed words. French elides "ne" ("n'utilisons" is one token),
+    and "ne ... que" means "only", not a negation."""
+    found = ["ne" if w.startswith(("n'", "n’")) and len(w) > 2 else w for w in changed]
+    found = [w for w in found if w in neg]
+    folded = fold(sentence)
+    if "ne" in found and _NE_QUE.search(folded) and not _NE_WITH.search(folded):
+        found = [w for w in found if w != "ne"]
     return found
 
 
@@ -782,15 +784,17 @@ def _short(text: str, limit: int = 60) -> str:
 def analyze(old: Document, new: Document) -> tuple[list[Edit], list[str], dict[str, str | None]]:
     """The material edits (with topics and facts), the noise dismissed, and the stated dates."""
     lang = new.lang or old.lang or "en"
-    dates = {"before": effective_date(old), "after": effective_date(new)}
-    edits, noise = find_edits(units(old), units(new), lang)
+    old_dated = stated_dates_in(document_lines(old), old.lang)
+    new_dated = stated_dates_in(document_lines(new), new.lang)
+    dates = {"before": latest(old_dated), "after": latest(new_dated)}
+    edits, noise = find_edits(units(old, old_dated), units(new, new_dated), lang)
     if dates["before"] != dates["after"] and not any(e.kind == "date" for e in edits):
         # the stated date moved without a hunk of its own (e.g. a new row in a version table)
         edits.append(Edit("date", dates["before"] or "", dates["after"] or "", None, None, "", ()))
     for e in edits:
-        e.facts = extract_facts(e, lang, topic_free=True)
+        e.facts = term_facts(e)
         e.topics, e.cues = score_topics(e, lang)
-        e.facts += extract_facts(e, lang, topic_free=False)
+        e.facts += meaning_facts(e)
     if dates["before"] != dates["after"]:
         for e in edits:
             if e.kind == "date":
@@ -799,12 +803,15 @@ def analyze(old: Document, new: Document) -> tuple[list[Edit], list[str], dict[s
     return edits, noise, dates
 
 
-def classify(old: Document, new: Document, sections: list[SectionChange] | None = None) -> Change:
+def classify(
+    old: Document, new: Document, sections: list[SectionChange] | None = None, changed: bool | None = None
+) -> Change:
     """Compare two versions and decide what changed and whether it matters."""
     if sections is None:
         sections = diff_documents(old, new)
     lang = new.lang or old.lang or "en"
-    changed = to_markdown(old) != to_markdown(new)
+    if changed is None:  # callers that compared text hashes already pass it
+        changed = to_markdown(old) != to_markdown(new)
     edits, noise, dates = analyze(old, new)
     material = bool(edits)
     topics = sorted({t for e in edits for t in e.topics}, key=TOPIC_IDS.index)

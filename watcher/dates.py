@@ -72,7 +72,9 @@ def _data() -> dict:
 
 
 def find_dates(text: str, lang: str = "en") -> list[DateMatch]:
-    """Every calendar date written in `text` (cue or not), leftmost-longest, without overlaps."""
+    """Every calendar date written in `text` (cue or not), without overlaps: the formats are tried
+    in a fixed order (day-month-year, month-day-year, month-year, ISO, numeric, year-month) and
+    a span already taken by an earlier format is not read again."""
     data = _data()
     found: list[DateMatch] = []
     taken: list[tuple[int, int]] = []
@@ -96,7 +98,8 @@ def _to_iso(kind: str, m: re.Match[str], lang: str) -> str | None:
         return _valid(y, mo, d)
     if kind == "num":
         a, b, y = int(g["a"]), int(g["b"]), int(g["y"])
-        if g["sep"] == "." or a > 12 or lang == "fr":
+        # day first everywhere but in English (US) pages: 01/03/2024 is 1 March in Europe
+        if g["sep"] == "." or a > 12 or lang != "en":
             d, mo = a, b
         elif b > 12:
             d, mo = b, a
@@ -124,17 +127,6 @@ def _valid(y: int, mo: int, d: int) -> str | None:
     return f"{y:04d}-{mo:02d}"
 
 
-def canonical_dates(text: str, lang: str = "en") -> str:
-    """`text` with each written date replaced by its ISO form, to compare wording across formats."""
-    out, pos = [], 0
-    for d in find_dates(text, lang):
-        out.append(text[pos : d.start])
-        out.append(f" {d.iso} ")
-        pos = d.end
-    out.append(text[pos:])
-    return "".join(out)
-
-
 def stated_dates_in(lines: list[str], lang: str = "en") -> list[StatedDate]:
     """Dates that follow a cue, in a list of consecutive text blocks."""
     data = _data()
@@ -144,14 +136,14 @@ def stated_dates_in(lines: list[str], lang: str = "en") -> list[StatedDate]:
     for idx, line in enumerate(lines):
         if not has_year[idx] and not (idx + 1 < len(lines) and has_year[idx + 1]):
             continue  # every date format watcher reads has a four-digit year
+        dates = find_dates(line, lang) if has_year[idx] else []
         if len(line) < 200:
-            for d in find_dates(line, lang):
+            for d in dates:
                 if data["after"].match(line, d.end):
                     found.append(StatedDate(d.iso, "version", line))
         if not cue_rx.search(line):
             continue
         short = len(line.split()) <= 14 and cue_rx.match(line.lstrip(" *_#>|-(")) is not None
-        dates = find_dates(line, lang)
         for cue in cue_rx.finditer(line):
             hit = next(
                 (

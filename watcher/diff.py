@@ -47,13 +47,16 @@ def body_key(section: Section) -> tuple[str, ...]:
     return tuple(w for b in section.blocks for w in words(strip_enumeration(b.text)))
 
 
-def _similarity(a: tuple[str, ...], b: tuple[str, ...]) -> float:
-    if not a and not b:
+def _bigrams(body: tuple[str, ...]) -> set[tuple[str, ...]]:
+    return set(itertools.pairwise(body)) or {(w,) for w in body}
+
+
+def _similarity(sa: set[tuple[str, ...]], sb: set[tuple[str, ...]]) -> float:
+    """Bigram Jaccard, or containment for a section that grew (sets from `_bigrams`)."""
+    if not sa and not sb:
         return 1.0
-    if not a or not b:
+    if not sa or not sb:
         return 0.0
-    sa = set(itertools.pairwise(a)) or {(w,) for w in a}
-    sb = set(itertools.pairwise(b)) or {(w,) for w in b}
     common = len(sa & sb)
     jaccard = common / len(sa | sb)
     small = min(len(sa), len(sb))
@@ -61,12 +64,29 @@ def _similarity(a: tuple[str, ...], b: tuple[str, ...]) -> float:
     return max(jaccard, 0.8 * common / small if small >= 5 else 0.0)
 
 
-def align(old: list[Section], new: list[Section]) -> list[tuple[int | None, int | None]]:
+Keys = tuple[list[str], list[tuple[str, ...]]]  # heading keys and body keys of a version's sections
+
+
+def keys(sections: list[Section]) -> Keys:
+    return [heading_key(s.heading) for s in sections], [body_key(s) for s in sections]
+
+
+def align(
+    old: list[Section], new: list[Section], old_keys: Keys | None = None, new_keys: Keys | None = None
+) -> list[tuple[int | None, int | None]]:
     """Pairs of (old index, new index); None on one side for added/removed sections."""
-    okeys = [heading_key(s.heading) for s in old]
-    nkeys = [heading_key(s.heading) for s in new]
-    obody = [body_key(s) for s in old]
-    nbody = [body_key(s) for s in new]
+    okeys, obody = old_keys or keys(old)
+    nkeys, nbody = new_keys or keys(new)
+    obig: dict[int, set] = {}
+    nbig: dict[int, set] = {}
+
+    def body_sim(i: int, j: int) -> float:
+        if i not in obig:
+            obig[i] = _bigrams(obody[i])
+        if j not in nbig:
+            nbig[j] = _bigrams(nbody[j])
+        return _similarity(obig[i], nbig[j])
+
     pairs: dict[int, int] = {}
     used: set[int] = set()
 
@@ -88,7 +108,7 @@ def align(old: list[Section], new: list[Section]) -> list[tuple[int | None, int 
     match(
         lambda i: okeys[i],
         lambda j: nkeys[j],
-        lambda i, j: bool(okeys[i]) or _similarity(obody[i], nbody[j]) >= SIMILAR,
+        lambda i, j: bool(okeys[i]) or body_sim(i, j) >= SIMILAR,
     )
     match(lambda i: obody[i] or None, lambda j: nbody[j] or (None, j))
     # most similar remaining pairs first
@@ -99,11 +119,12 @@ def align(old: list[Section], new: list[Section]) -> list[tuple[int | None, int 
         for j in range(len(new)):
             if j in used:
                 continue
-            sim = _similarity(obody[i], nbody[j])
+            score = body_sim(i, j)
             if okeys[i] and nkeys[j] and okeys[i] != nkeys[j]:
-                sim = 0.8 * sim + 0.2 * _similarity(tuple(okeys[i].split()), tuple(nkeys[j].split()))
-            if sim >= SIMILAR:
-                cands.append((sim, -abs(i - j), i, j))
+                heads = _similarity(_bigrams(tuple(okeys[i].split())), _bigrams(tuple(nkeys[j].split())))
+                score = 0.8 * score + 0.2 * heads
+            if score >= SIMILAR:
+                cands.append((score, -abs(i - j), i, j))
     for _sim, _d, i, j in sorted(cands, reverse=True):
         if i not in pairs and j not in used:
             pairs[i] = j
@@ -190,15 +211,16 @@ def display_heading(path: tuple[str, ...], roots: set[str]) -> str:
 def diff_documents(old: Document, new: Document) -> list[SectionChange]:
     """Changed sections, in the order of the new document (removed ones where they were)."""
     roots = {s.heading for s in old.sections + new.sections if s.level == 1}
-    pairs = align(old.sections, new.sections)
+    okeys, nkeys = keys(old.sections), keys(new.sections)
+    pairs = align(old.sections, new.sections, okeys, nkeys)
     matched = [(i, j) for i, j in pairs if i is not None and j is not None]
     ordered = _in_order(matched)  # type: ignore[arg-type]
     changes: list[tuple[float, SectionChange]] = []
     for i, j in pairs:
         if i is not None and j is not None:
             a, b = old.sections[i], new.sections[j]
-            same_body = body_key(a) == body_key(b)
-            same_head = heading_key(a.heading) == heading_key(b.heading)
+            same_body = okeys[1][i] == nkeys[1][j]
+            same_head = okeys[0][i] == nkeys[0][j]
             if same_body and same_head:
                 if (i, j) not in ordered:
                     status = "moved"
@@ -208,7 +230,7 @@ def diff_documents(old: Document, new: Document) -> list[SectionChange]:
                     status = "renumbered"
                 else:
                     continue
-                changes.append((j, _change(status, a, b, i, j, roots, words=False)))
+                changes.append((j, _change(status, a, b, i, j, roots)))
             else:
                 changes.append((j, _change("modified", a, b, i, j, roots)))
         elif i is not None:
@@ -234,7 +256,6 @@ def _change(
     i: int | None,
     j: int | None,
     roots: set[str],
-    words: bool = True,
 ) -> SectionChange:
     before = section_text(a) if a else ""
     after = section_text(b) if b else ""
@@ -245,7 +266,7 @@ def _change(
         path=(b.path if b else a.path if a else ()),
         before=before,
         after=after,
-        words=word_diff(before, after) if words and status == "modified" else [],
+        words=word_diff(before, after) if status == "modified" else [],
         index_before=i,
         index_after=j,
     )

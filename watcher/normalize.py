@@ -367,11 +367,12 @@ def _drop_all(doomed: list[etree._Element]) -> None:
 
 
 def _select(root: etree._Element, selector: str) -> list[etree._Element]:
-    from lxml.cssselect import CSSSelector, SelectorSyntaxError
+    from cssselect import SelectorError
+    from lxml.cssselect import CSSSelector
 
     try:
         return CSSSelector(selector, translator="html")(root)
-    except SelectorSyntaxError as exc:
+    except SelectorError as exc:  # syntax errors, and selectors lxml cannot run (":hover")
         raise NormalizeError(f"invalid CSS selector {selector!r}: {exc}") from exc
 
 
@@ -396,6 +397,7 @@ class _Walker:
         self.buf: list[tuple[str, bool, bool]] = []  # (text, bold, in_link)
         self.ctx: list[tuple[str, object, int]] = []  # (kind, element, level/depth)
         self.bold = 0
+        self.bold_els: set[etree._Element] = set()  # elements that made the text bold
         self.link = 0
         self.cell: list[str] | None = None
         self.row: list[str] | None = None
@@ -489,13 +491,15 @@ class _Walker:
                     self.hints[el] = hint
         if tag in _BOLD or (tag in ("span", "div", "p", "font") and _style_bold(el)):
             self.bold += 1
+            self.bold_els.add(el)
         if tag == "a":
             self.link += 1
         self.add(el.text)
 
     def _end(self, el: etree._Element, tag: str, data_tables: dict) -> None:
-        if tag in _BOLD or (tag in ("span", "div", "p", "font") and _style_bold(el)):
+        if el in self.bold_els:  # decided once, at the start tag
             self.bold -= 1
+            self.bold_els.discard(el)
         if tag == "a":
             self.link -= 1
         if self.table_depth and self.cell is not None and tag in ("td", "th"):
@@ -524,9 +528,12 @@ class _Walker:
                     self.list_depth -= 1
 
 
+_BOLD_STYLE = re.compile(r"font-weight\s*:\s*(bold|[6-9]00)", re.I)
+
+
 def _style_bold(el: etree._Element) -> bool:
     style = el.get("style")
-    return bool(style and re.search(r"font-weight\s*:\s*(bold|[6-9]00)", style, re.I))
+    return bool(style and _BOLD_STYLE.search(style))
 
 
 def _level_hint(el: etree._Element) -> int:
@@ -748,7 +755,8 @@ def markdown_blocks(text: str) -> list[RawBlock]:
 
 
 def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" \t").expandtabs(4)) if "\t" in line else len(line) - len(line.lstrip(" "))
+    """Leading spaces (callers expand tabs first)."""
+    return len(line) - len(line.lstrip(" "))
 
 
 def _md_parse(lines: list[str], depth: int) -> list[RawBlock]:

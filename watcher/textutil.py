@@ -20,7 +20,6 @@ _INVISIBLE = dict.fromkeys(
     ),
     None,
 )
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 _WS = re.compile(r" {2,}")
 
 # Typographic variants folded for comparison only (snapshots keep what the page says).
@@ -59,7 +58,7 @@ WORD = re.compile(r"\w+(?:['’]\w+)*", re.UNICODE)
 
 # The same mappings as two character classes: a regex scan is ~3x faster than str.translate
 # with a dict, and clean() runs on every block of every page (issue 10). The sets are
-# disjoint, so mapping then deleting equals translate, translate, then _CONTROL.
+# disjoint, so mapping then deleting is the same as translating with both (plus C0/C1 controls).
 _SPACE_RX = re.compile("[" + re.escape("".join(map(chr, _SPACES))) + "]")
 _DROP_RX = re.compile("[" + re.escape("".join(map(chr, _INVISIBLE))) + r"\x00-\x08\x0e-\x1f\x7f-\x9f]")
 
@@ -71,11 +70,14 @@ def clean(text: str) -> str:
     return _WS.sub(" ", text).strip()
 
 
+_SPACE_BEFORE = re.compile(r"\s*([.,;:!?)\]])")
+_SPACE_AFTER = re.compile(r"([(\[])\s*")
+
+
 def fold(text: str) -> str:
     """Comparison form: typography, case and spacing folded away (not for display)."""
     text = unicodedata.normalize("NFKC", clean(text)).translate(_TYPO).lower()
-    text = re.sub(r"\s*([.,;:!?)\]])", r"\1", text)
-    return re.sub(r"([(\[])\s*", r"\1", text)
+    return _SPACE_AFTER.sub(r"\1", _SPACE_BEFORE.sub(r"\1", text))
 
 
 @lru_cache(maxsize=4096)  # one diff's blocks fit; 65,536 entries held ~80 MB after 500 changes (issue 10)
@@ -86,10 +88,6 @@ def _words(text: str) -> tuple[str, ...]:
 def words(text: str) -> list[str]:
     """Lower-case word tokens of the comparison form (cached: most sentences repeat between versions)."""
     return list(_words(text))
-
-
-def word_count(text: str) -> int:
-    return len(WORD.findall(text))
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;])[\"'”»)]*\s+(?=[\"'“«(]*[A-ZÀ-ÖØ-Þ0-9])")
