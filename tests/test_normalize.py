@@ -323,3 +323,28 @@ def test_detect_format() -> None:
     assert detect_format(samples.page("wesgar")) == "html"
     assert detect_format("# Title\n\n## Part\n\nText with [a link](https://x.org).\n") == "markdown"
     assert detect_format("Privacy Policy\n\nWe collect data.\n") == "text"
+
+
+def test_collapsed_accordion_panels_are_policy_text_but_hidden_modals_are_not() -> None:
+    """Panels hidden until a toggle opens them hold the policy; a hidden newsletter modal does not."""
+    body = (
+        "We keep your personal information only as long as we need it to provide the service, "
+        "and we delete it within thirty days after you close your account, unless the law requires "
+        "us to keep it longer for tax or accounting purposes."
+    )
+    page = f"""<html><body><main>
+      <h1>Privacy Policy</h1>
+      <p>This policy explains what we collect, why we collect it and the choices you have about it.</p>
+      <h2><button aria-expanded="false" aria-controls="p1">Retention</button></h2>
+      <div id="p1" style="display:none"><p>{body}</p></div>
+      <h2><button aria-expanded="false">Sharing</button></h2>
+      <div class="accordion-panel" hidden><p>We never sell your personal information to anyone, and we share it
+      only with the service providers that host our servers, under contracts that forbid any other use.</p></div>
+      <div class="modal" style="display:none"><p>Sign up for our newsletter to get product news, special offers
+      and early access to new features; we send at most one email a week and you can unsubscribe at any time,
+      and by signing up you agree to receive marketing messages from us.</p></div>
+    </main></body></html>"""
+    text = to_markdown(normalize(page))
+    assert "thirty days after you close your account" in text
+    assert "We never sell your personal information" in text
+    assert "newsletter" not in text

@@ -294,6 +294,8 @@ def _prune(root: etree._Element, remove: Iterable[str], deadline: float | None =
     doomed: list[etree._Element] = []
     for sel in remove:
         doomed.extend(_select(root, sel))
+    # ids that a toggle opens (aria-controls): a hidden element with one of them is collapsed content
+    controlled = {c for v in root.xpath("//@aria-controls") for c in str(v).split()}
     for steps, el in enumerate(root.iter()):
         check(steps)
         tag = el.tag
@@ -301,11 +303,8 @@ def _prune(root: etree._Element, remove: Iterable[str], deadline: float | None =
             doomed.append(el)
             continue
         tag = tag.lower()
-        if (
-            tag in _DROP_ALWAYS
-            or _is_hidden(el)
-            or (tag == "button" and not (el.get("aria-expanded") or el.get("aria-controls")))
-        ):
+        control = tag == "button" and not (el.get("aria-expanded") or el.get("aria-controls"))
+        if tag in _DROP_ALWAYS or control or (_is_hidden(el) and not _collapsed_panel(el, controlled)):
             doomed.append(el)
     _drop_all(doomed)
     doomed = []
@@ -335,6 +334,22 @@ def _prune(root: etree._Element, remove: Iterable[str], deadline: float | None =
             elif plain < chrome["chrome_max"] or link > plain:
                 doomed.append(el)
     _drop_all(doomed)
+
+
+_PANEL = re.compile(r"accordion|collaps|expand|panel|faq|tab-?pane|toggle|disclosure|read-?more|show-?more", re.I)
+_OVERLAY = re.compile(r"modal|popup|pop-up|overlay|dialog|lightbox|drawer|offcanvas|newsletter|subscribe|toast", re.I)
+
+
+def _collapsed_panel(el: etree._Element, controlled: set[str]) -> bool:
+    """A hidden element that is collapsed policy text (an accordion panel shown on click), not a
+    hidden modal, menu or banner: opened by a toggle or named like a panel, and holding sentences."""
+    attrs = _attr_text(el)
+    if (el.get("role") or "").lower() in ("dialog", "alertdialog") or _OVERLAY.search(attrs):
+        return False
+    if el.get("id") not in controlled and not _PANEL.search(attrs):
+        return False
+    plain, link = _sentence_words(el)
+    return plain >= 8 and link <= plain  # at least a sentence, and not a list of links
 
 
 _SR_ONLY = re.compile(
