@@ -10,8 +10,6 @@ from pytest_httpserver import HTTPServer
 
 from watcher import samples
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-
 
 @pytest.fixture
 def seed_names() -> list[str]:

@@ -327,10 +327,12 @@ def _prune(root: etree._Element, remove: Iterable[str], deadline: float | None =
             continue
         if tag in chrome["tags"] or role in chrome["roles"]:
             plain, link = _sentence_words(el)
-            if tag in ("header", "footer") and _in_content(el):
+            if tag == "header" and _in_content(el):
                 # an article's own header holds its title and stated date: keep unless it is a menu
                 if link > plain:
                     doomed.append(el)
+            elif tag == "footer" and _in_content(el) and link <= plain and _states_a_date(el):
+                pass  # an article footer saying "Last updated: ..."
             elif plain < chrome["chrome_max"] or link > plain:
                 doomed.append(el)
     _drop_all(doomed)
@@ -356,6 +358,12 @@ _SR_ONLY = re.compile(
     r"(?:^|\s)(?:sr-only|visually-?hidden|screen-?reader(?:-text|-only)?|a11y-hidden|assistive-text|offscreen|hidden-visually)(?:\s|$)",
     re.I,
 )
+
+
+def _states_a_date(el: etree._Element) -> bool:
+    from .dates import stated_dates_in
+
+    return bool(stated_dates_in([clean(el.text_content())]))
 
 
 def _in_content(el: etree._Element) -> bool:
