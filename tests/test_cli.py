@@ -173,3 +173,12 @@ def test_every_command_has_help_with_an_example(command: str) -> None:
     result = cli(command, "--help")
     assert result.exit_code == 0
     assert "Example" in result.stdout
+
+
+@pytest.mark.parametrize("selector", ["p::first-line", "a:foo", "*:first-of-type", "main >> p"])
+def test_invalid_selectors_fail_in_one_line(tmp_path: Path, selector: str) -> None:
+    page = tmp_path / "p.html"
+    page.write_text(samples.page("wesgar"), encoding="utf-8")
+    result = cli("normalize", str(page), "--selector", selector)
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "invalid CSS selector" in result.stderr and repr(selector) in result.stderr

@@ -141,7 +141,7 @@ def test_one_edit_records_exactly_one_change(policies: Policies, write_config, t
     assert [(s["status"], s["heading"]) for s in sections] == [
         ("modified", "How we use the personal information we collected")
     ]
-    assert any(op == 1 and "seven (7) years" in text for op, text in sections[0]["words"])
+    assert any(op == 1 and "seven (7) years" in text for op, text in sections[0]["diff"])
 
     # a third check with no further edit: unchanged everywhere, still exactly one change
     code, results = check(config)

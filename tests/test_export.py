@@ -88,7 +88,52 @@ def test_bad_arguments_fail_in_one_line(project: Config) -> None:
         (["--format", "markdown-tree"], "needs a destination folder"),
     ):
         result = runner.invoke(main, ["export", *args, "-c", str(project.path)])
-        assert result.exit_code == 1 and words in result.stderr and result.stderr.count("\n") == 1
+        assert result.exit_code == 2 and words in result.stderr and result.stderr.count("\n") == 1  # usage errors
+
+
+def test_mistyped_site_leaves_an_existing_output_file_alone(project: Config, tmp_path: Path) -> None:
+    dest = tmp_path / "history.jsonl"
+    dest.write_text("yesterday's export\n", encoding="utf-8")
+    for fmt in ("jsonl", "csv"):
+        result = CliRunner().invoke(
+            main, ["export", "--format", fmt, "--site", "Acne", str(dest), "-c", str(project.path)]
+        )
+        assert result.exit_code == 2 and "no site named 'Acne'" in result.stderr
+        assert dest.read_text(encoding="utf-8") == "yesterday's export\n"
+
+
+def test_last_seen_is_the_last_successful_check_and_text_only_on_request(project: Config) -> None:
+    store = Store(project.settings.database)
+    try:  # an unchanged check updates site_state, not the version row
+        store.update_state("Acme", last_success="2025-04-02T08:00:00.000000Z")
+    finally:
+        store.close()
+    records = [json.loads(line) for line in export(project, "--site", "Acme").splitlines()]
+    versions = [r for r in records if r["record"] == "version"]
+    assert versions[-1]["last_seen"] == "2025-04-02T08:00:00.000000Z"
+    assert versions[0]["last_seen"] < "2025-04-02"
+    assert all("markdown" not in r for r in records)
+
+
+def test_write_and_database_errors_are_one_line(project: Config, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x", encoding="utf-8")
+    runner = CliRunner()
+    for args in (
+        ["--format", "markdown-tree", str(blocker / "dataset")],
+        ["--format", "jsonl", str(blocker / "h.jsonl")],
+    ):
+        result = runner.invoke(main, ["export", *args, "-c", str(project.path)])
+        assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.stderr
+        assert str(blocker) in result.stderr and "cannot" in result.stderr
+    store = Store(project.settings.database)
+    try:
+        store.db.execute("drop table changes")  # the schema version stays: only reading fails
+    finally:
+        store.close()
+    result = runner.invoke(main, ["export", "--format", "csv", "-c", str(project.path)])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "cannot read the database" in result.stderr and "no such table" in result.stderr
 
 
 def test_markdown_tree_has_the_open_terms_archive_layout(project: Config, tmp_path: Path) -> None:

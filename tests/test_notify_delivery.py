@@ -27,7 +27,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from click.testing import CliRunner
 from werkzeug import Request, Response
 
-from watcher import notify, samples
+from watcher import notify, render, samples, times
 from watcher.cli import main
 from watcher.config import load
 from watcher.cycle import run_cycle
@@ -252,7 +252,7 @@ urls = ["{mailbox.url()}"]
     msg = mailbox.messages[0]
     change = stored_change(cfg, "wesgar")
     subject = str(email.header.make_header(email.header.decode_header(msg["Subject"])))
-    assert subject == notify.change_title("wesgar", notify.change_from_row(change))
+    assert subject == notify.change_title("wesgar", render.change_from_row(change))
     assert subject.startswith("[watcher] wesgar privacy policy: ") and "retention" in subject
     assert subject.endswith(f"changed ({change['severity']})")
     assert msg.get_content_type() == "multipart/alternative"
@@ -288,7 +288,7 @@ urls = ["{receiver.hook("/hook", f"bot:{HOOK_PASSWORD}@")}", "mmost://127.0.0.1:
     check(cfg)
     assert deliver(cfg).sent == 1
     change = stored_change(cfg, "wesgar")
-    title = notify.change_title("wesgar", notify.change_from_row(change))
+    title = notify.change_title("wesgar", render.change_from_row(change))
 
     [plain] = receiver.json("/hook")
     assert plain["title"] == title
@@ -397,7 +397,7 @@ urls = ["{down.hook("/hook", f"bot:{HOOK_PASSWORD}@")}"]
     [row] = outbox_rows(cfg)
     assert row["state"] == "pending" and row["attempts"] == 1
     assert "Connection" in row["last_error"] and HOOK_PASSWORD not in row["last_error"]
-    assert row["next_attempt_at"] == notify.iso(t0 + notify.backoff(1))
+    assert row["next_attempt_at"] == times.iso(t0 + notify.backoff(1))
 
     up = down.start()
     try:
@@ -729,8 +729,8 @@ urls = ["{receiver.hook("/ops")}"]
     config = load(cfg)
     store = Store(config.settings.database)
     try:  # what the dead sender did before it died: the lease
-        assert store.claim_outbox(row["id"], row["next_attempt_at"], notify.iso(now + notify.LEASE))
-        assert not store.claim_outbox(row["id"], row["next_attempt_at"], notify.iso(now + notify.LEASE))
+        assert store.claim_outbox(row["id"], row["next_attempt_at"], times.iso(now + notify.LEASE))
+        assert not store.claim_outbox(row["id"], row["next_attempt_at"], times.iso(now + notify.LEASE))
     finally:
         store.close()
     assert deliver(cfg, now=now + timedelta(minutes=1)).attempts == []
@@ -738,3 +738,47 @@ urls = ["{receiver.hook("/ops")}"]
     assert deliver(cfg, now=now + notify.LEASE + timedelta(seconds=1)).sent == 1
     assert deliver(cfg, now=now + notify.LEASE + timedelta(hours=1)).attempts == []
     assert len(receiver.requests) == 1
+
+
+def test_each_target_is_instantiated_once_per_send(pages, receiver, write_config, monkeypatch) -> None:
+    import apprise
+
+    token = "mm0hooktoken0secret0xyz"
+    cfg = write_config(
+        pages.sites("wesgar")
+        + f"""
+[[subscriber]]
+name = "hooks"
+urls = ["{receiver.hook("/hook")}", "mmost://127.0.0.1:{receiver.port}/{token}"]
+"""
+    )
+    check(cfg)
+    pages.edit("wesgar", RETENTION_OLD, RETENTION_NEW)
+    check(cfg)
+    config = load(cfg)  # loading checks the URLs with apprise too: not part of a send
+    made: list[str] = []
+    real = apprise.Apprise.instantiate
+
+    def counted(url, *args, **kwargs):  # type: ignore[no-untyped-def]
+        made.append(str(url).split("://", 1)[0])
+        return real(url, *args, **kwargs)
+
+    monkeypatch.setattr(apprise.Apprise, "instantiate", staticmethod(counted))
+    store = Store(config.settings.database, config.settings.snapshots)
+    try:
+        report = notify.deliver(config, store)
+    finally:
+        store.close()
+    assert report.sent == 1 and len(receiver.requests) == 2
+    assert sorted(made) == ["json", "mmost"]  # format, label, send and secrets share one plugin per target
+
+
+def test_page_url_from_the_configuration_is_redacted(write_config, tmp_path) -> None:
+    config = load(write_config('[[site]]\nname = "acme"\nurl = "https://bot:hunter22@acme.example/p?token=abc123"\n'))
+    store = Store(config.settings.database)
+    try:  # no check has stored the site yet: the URL comes from sites.toml
+        row = {"id": 1, "kind": "failure", "site": "acme", "payload": json.dumps({"failures": 3, "error": "HTTP 503"})}
+        text = notify.build_message(config, store, row).text
+    finally:
+        store.close()
+    assert "acme.example/p" in text and "hunter22" not in text and "abc123" not in text

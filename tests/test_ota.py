@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from ota_history import DECLARATIONS, SITES, build_versions_repo
+from ota_history import DECLARATIONS, SITES, build_versions_repo, git
 
 from watcher import ota
 from watcher.cli import main
@@ -183,3 +183,45 @@ def test_versions_import_errors_are_one_line(tmp_path: Path, write_config) -> No
     assert code == 1 and "not a git repository" in err
     code, _, err = run("import", "ota-versions", str(repo), "--service", "Nobody", "-c", str(config))
     assert code == 2 and "no site named 'Nobody'" in err
+
+
+def test_versions_import_stores_the_site_url_without_credentials(tmp_path: Path, write_config) -> None:
+    repo = build_versions_repo(tmp_path / "versions")
+    config = write_config('[[site]]\nname = "Acme"\nurl = "https://bot:hunter22@acme.example/privacy?token=abc123"\n')
+    code, _, err = run("import", "ota-versions", str(repo), "--service", "Acme", "-c", str(config))
+    assert code == 0, err
+    store = Store(tmp_path / "w.db")
+    try:
+        url = store.site_row("Acme")["url"]
+    finally:
+        store.close()
+    assert "hunter22" not in url and "abc123" not in url and url.startswith("https://***:***@acme.example/")
+    assert b"hunter22" not in (tmp_path / "w.db").read_bytes()
+
+
+def test_unreadable_commit_stops_the_import_in_one_line_naming_repo_and_commit(tmp_path: Path, write_config) -> None:
+    repo = build_versions_repo(tmp_path / "versions")
+    # a commit whose Markdown nests lists thousands of levels deep: normalize cannot read it
+    deep = "# Privacy\n\n" + "\n".join("  " * i + f"- item {i}" for i in range(3000)) + "\n"
+    (repo / "Acme" / "Privacy Policy.md").write_text(deep, encoding="utf-8")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-q", "-m", "Record new changes")
+    sha = git(repo, "rev-parse", "HEAD").strip()
+    config = write_config(SITES)
+    code, _, err = run("import", "ota-versions", str(repo), "--service", "Acme", "-c", str(config))
+    assert code == 1 and err.count("\n") == 1, err
+    assert str(repo) in err and sha[:12] in err and "nests its lists too deeply" in err
+    store = Store(tmp_path / "w.db")
+    try:
+        assert store.versions("Acme") == []  # one transaction: nothing half-imported
+    finally:
+        store.close()
+
+
+def test_git_timeout_is_one_line(tmp_path: Path, write_config, monkeypatch) -> None:
+    repo = build_versions_repo(tmp_path / "versions")
+    config = write_config(SITES)
+    monkeypatch.setattr(ota, "GIT_TIMEOUT", 1e-6)  # real git, which cannot answer within a microsecond
+    code, _, err = run("import", "ota-versions", str(repo), "--service", "Acme", "-c", str(config))
+    assert code == 1 and err.count("\n") == 1, err
+    assert str(repo) in err and "took over" in err

@@ -6,6 +6,7 @@ import re
 import shutil
 import sqlite3
 import threading
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
@@ -225,3 +226,57 @@ def test_report_and_serve_without_database_fail_in_one_line(tmp_path: Path, writ
         result = CliRunner().invoke(main, [*args, "-c", str(config)])
         assert result.exit_code == 1
         assert result.stderr.count("\n") == 1 and "no database yet" in result.stderr
+
+
+def test_last_seen_comes_from_the_last_successful_check(project: Config, tmp_path: Path) -> None:
+    store = Store(project.settings.database)
+    try:  # an unchanged check records its time on site_state, not on the version row
+        store.update_state("Acme", last_success="2025-04-02T08:00:00.000000Z")
+    finally:
+        store.close()
+    out = tmp_path / "report"
+    assert CliRunner().invoke(main, ["report", "--out", str(out), "-c", str(project.path)]).exit_code == 0
+    doc = page(out / "sites" / "Acme" / "index.html")
+    latest = doc.xpath("//tbody/tr")[0]  # newest first
+    assert latest.xpath("string(th)") == "4"
+    assert latest.xpath("td[2]/time/@datetime") == ["2025-04-02T08:00:00.000000Z"]
+
+
+def test_only_policy_text_is_tagged_with_the_policy_language(report_dir: Path) -> None:
+    index = page(report_dir / "index.html")
+    assert "Retention" in index.text_content() and not index.xpath("//body//*[@lang]")  # summaries are English
+    feed = ET.fromstring((report_dir / "feed.atom").read_bytes())
+    xml_lang = "{http://www.w3.org/XML/1998/namespace}lang"
+    assert feed.get(xml_lang) == "en" and not [e for e in feed.iter() if e is not feed and e.get(xml_lang)]
+    change = page(change_path(report_dir, "Exemple", 1))
+    assert not change.xpath("//p[@class='summary']/ancestor-or-self::*[@lang='fr']")
+
+
+def test_report_write_and_database_errors_are_one_line(project: Config, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x", encoding="utf-8")
+    result = CliRunner().invoke(main, ["report", "--out", str(blocker / "report"), "-c", str(project.path)])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert str(blocker) in result.stderr and "cannot create the folder" in result.stderr
+    store = Store(project.settings.database)
+    try:
+        store.db.execute("drop table site_state")  # the schema version stays: only reading fails
+    finally:
+        store.close()
+    result = CliRunner().invoke(main, ["report", "--out", str(tmp_path / "r"), "-c", str(project.path)])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "cannot read the database" in result.stderr
+
+
+def test_serve_answers_a_damaged_row_with_a_500_page_and_keeps_serving(project: Config, server: str) -> None:
+    store = Store(project.settings.database)
+    try:
+        cid = next(c["id"] for c in store.changes("Acme") if not c["material"])  # the index does not read it
+        store.db.execute("update changes set sections = '{not json' where id = ?", [cid])
+    finally:
+        store.close()
+    with httpx.Client(base_url=server) as client:
+        broken = client.get(f"/sites/Acme/changes/{cid}.html")
+        assert broken.status_code == 500
+        assert "cannot build" in broken.text and "JSONDecodeError" in broken.text and broken.text.count("\n") == 0
+        assert client.get("/").status_code == 200  # the server is still up

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from rich.table import Table
 from . import __version__
 from .config import Config, load
 from .errors import ConfigError, WatcherError
+from .render import excerpt
 
 CONFIG_HELP = "Path to sites.toml (default: $WATCHER_CONFIG or ./sites.toml)."
 
@@ -54,10 +57,6 @@ def handle_errors(f: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(exc.exit_code)
 
     return wrapper
-
-
-def _load_config(path: str) -> Config:
-    return load(path)
 
 
 def _store(config: Config):  # type: ignore[no-untyped-def]
@@ -127,7 +126,7 @@ def check(config_path: str, sites: tuple[str, ...], as_json: bool, no_notify: bo
     """
     from .cycle import run_cycle
 
-    config = _load_config(config_path)
+    config = load(config_path)
     chosen = [config.site(n) for n in sites] if sites else config.sites
     if not chosen:
         raise ConfigError(f"{config.path}: no [[site]] entries to check")
@@ -141,7 +140,7 @@ def check(config_path: str, sites: tuple[str, ...], as_json: bool, no_notify: bo
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in results], ensure_ascii=False, indent=2))
     else:
-        _results_table(results)
+        results_table(results)
     sys.exit(1 if any(r.outcome == "error" for r in results) else 0)
 
 
@@ -178,8 +177,9 @@ def _with_progress(run: Callable[[Callable[[Any], None]], list[Any]], total: int
         return run(lambda r: progress.advance(task))
 
 
-def _results_table(results: list[Any]) -> None:
-    console = Console(highlight=False)
+def results_table(results: list[Any], console: Console | None = None) -> None:
+    """One row per checked site (shared with `watcher demo`)."""
+    console = console or Console(highlight=False)
     table = Table(show_header=True, header_style="bold", expand=False)
     table.add_column("site")
     table.add_column("outcome")
@@ -193,20 +193,15 @@ def _results_table(results: list[Any]) -> None:
         if r.material and r.topics:
             detail = f"[{', '.join(r.topics)}] {r.summary}"
         style = OUTCOME_STYLE.get(r.outcome, "")
-        table.add_row(escape(r.site), f"[{style}]{outcome}[/]", str(r.version or ""), escape(_trim(detail, 300)))
+        table.add_row(escape(r.site), f"[{style}]{outcome}[/]", str(r.version or ""), escape(excerpt(detail, 300)))
     console.print(table)
-
-
-def _trim(text: str, limit: int) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # ---------------------------------------------------------------------------------------
 # diff / normalize
 
 
-def load_source(source: str, selector: str | None = None, lang: str | None = None):  # type: ignore[no-untyped-def]
+def load_source(source: str, selector: str | None = None):  # type: ignore[no-untyped-def]
     """A file path or an http(s) URL to a Document, without touching the database."""
     from .fetch import Fetcher, decode_body
     from .normalize import NormalizeError, normalize
@@ -235,7 +230,7 @@ def load_source(source: str, selector: str | None = None, lang: str | None = Non
             raise WatcherError(f"{source}: PDF files are not supported yet")
         text, _ = decode_body(body, "")
     try:
-        return normalize(text, selector=selector, lang=lang)
+        return normalize(text, selector=selector)
     except NormalizeError as exc:
         raise WatcherError(f"{source}: {exc}") from None
 
@@ -331,11 +326,11 @@ def history(config_path: str, site: str, as_json: bool) -> None:
     Example:
       watcher history acme
     """
-    config = _load_config(config_path)
+    config = load(config_path)
     config.site(site)
     store = _store(config)
     try:
-        versions = store.versions(site)
+        versions = store.versions(site, text=False)
         changes = {c["to_version"]: c for c in store.changes(site)}
     finally:
         store.close()
@@ -368,9 +363,9 @@ def history(config_path: str, site: str, as_json: bool) -> None:
         if c is None:
             what = "first version"
         elif c["material"]:
-            what = f"[yellow]{c['severity']}[/] " + escape(f"[{', '.join(c['topics'])}] {_trim(c['summary'], 160)}")
+            what = f"[yellow]{c['severity']}[/] " + escape(f"[{', '.join(c['topics'])}] {excerpt(c['summary'], 160)}")
         else:
-            what = f"[dim]{escape(_trim(c['summary'], 120))}[/]"
+            what = f"[dim]{escape(excerpt(c['summary'], 120))}[/]"
         table.add_row(str(v["seq"]), v["first_seen"][:19], v["last_seen"][:19], v["effective_date"] or "", what)
     Console(highlight=False).print(table)
 
@@ -387,7 +382,7 @@ def show(config_path: str, site: str, seq: int | None) -> None:
     Example:
       watcher show acme --version 2
     """
-    config = _load_config(config_path)
+    config = load(config_path)
     config.site(site)
     store = _store(config)
     try:
@@ -430,7 +425,7 @@ def run_cmd(ctx: click.Context, config_path: str, grace: float) -> None:
     """
     from .schedule import Daemon
 
-    config = _load_config(config_path)
+    config = load(config_path)
     level_source = ctx.parent.get_parameter_source("log_level") if ctx.parent else None
     if level_source is click.core.ParameterSource.DEFAULT and "WATCHER_LOG_LEVEL" not in os.environ:
         logging.getLogger("watcher.run").setLevel(logging.INFO)  # a daemon's per-check lines are its output
@@ -479,7 +474,7 @@ def status(config_path: str, as_json: bool) -> None:
 
     from .schedule import site_status
 
-    config = _load_config(config_path)
+    config = load(config_path)
     store = _open_existing(config)
     try:
         report = site_status(config, store)
@@ -510,7 +505,7 @@ def status(config_path: str, as_json: bool) -> None:
             _when(s["last_change"], now),
             f"[red]{failures}[/]" if failures else "",
             _when(s["next_due"], now, due=True) or "now",
-            escape(_trim(s["last_error"] or "", 120)),
+            escape(excerpt(s["last_error"] or "", 120)),
         )
     Console(highlight=False).print(table)
 
@@ -552,7 +547,7 @@ def health(config_path: str, max_age: float, cycles: int, max_cycle: float) -> N
     from .schedule import check_health
 
     try:
-        config = _load_config(config_path)
+        config = load(config_path)
         store = _open_existing(config)
         if store is None:
             raise WatcherError(f"{config.settings.database}: no database yet (is `watcher run` running?)")
@@ -579,6 +574,18 @@ def _readonly_store(config: Config):  # type: ignore[no-untyped-def]
     return Store.open_readonly(config.settings.database)
 
 
+@contextmanager
+def _output_errors(dest: str, database: str | os.PathLike[str]) -> Iterator[None]:
+    """Writing a report or an export: a full disk, a folder without permission or a damaged database is
+    one line naming the file, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise WatcherError(f"{exc.filename or dest}: cannot write: {exc.strerror or exc}") from None
+    except sqlite3.Error as exc:
+        raise WatcherError(f"{database}: cannot read the database: {exc}") from None
+
+
 @main.command()
 @config_option
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Folder to write the report to.")
@@ -597,10 +604,11 @@ def report(config_path: str, out: str, base_url: str) -> None:
     """
     from .report import write_report
 
-    config = _load_config(config_path)
+    config = load(config_path)
     store = _readonly_store(config)
     try:
-        stats = write_report(store, Path(out), base_url=base_url)
+        with _output_errors(out, config.settings.database):
+            stats = write_report(store, Path(out), base_url=base_url)
     finally:
         store.close()
     click.echo(f"{out}: {stats.sites} site(s), {stats.changes} change page(s), {stats.files} files; open index.html")
@@ -621,7 +629,7 @@ def serve(config_path: str, host: str, port: int) -> None:
     """
     from .serve import make_server
 
-    config = _load_config(config_path)
+    config = load(config_path)
     server = make_server(config.settings.database, host, port)
     h, p = server.server_address[:2]
     click.echo(f"serving {config.settings.database} read-only on http://{h}:{p}/ (Ctrl-C to stop)")
@@ -658,29 +666,28 @@ def export(config_path: str, dest: str | None, fmt: str, site: str | None, since
     """
     from . import export as ex
 
-    config = _load_config(config_path)
+    config = load(config_path)
     cutoff = ex.parse_since(since) if since else None
     if fmt == "markdown-tree" and not dest:
-        raise WatcherError(
+        raise ConfigError(
             "export --format markdown-tree needs a destination folder: watcher export --format markdown-tree DIR"
         )
+    to_file = bool(dest and dest != "-")
     store = _readonly_store(config)
     try:
-        if fmt == "markdown-tree":
-            n = ex.write_markdown_tree(store, Path(dest or "."), site=site, since=cutoff)
-            click.echo(f"{dest}: {n} version file(s)", err=True)
-            return
-        recs = ex.records(store, site=site, since=cutoff, with_text=with_text)
-        try:
-            out = open(dest, "w", encoding="utf-8", newline="") if dest and dest != "-" else sys.stdout  # noqa: SIM115
-        except OSError as exc:
-            raise WatcherError(f"{dest}: cannot write: {exc.strerror}") from None
-        try:
-            n = ex.write_jsonl(recs, out) if fmt == "jsonl" else ex.write_csv(recs, out, with_text=with_text)
-        finally:
-            if out is not sys.stdout:
-                out.close()
-        if dest and dest != "-":
+        with _output_errors(dest or "stdout", config.settings.database):
+            if fmt == "markdown-tree":
+                n = ex.write_markdown_tree(store, Path(dest or "."), site=site, since=cutoff)
+                click.echo(f"{dest}: {n} version file(s)", err=True)
+                return
+            recs = ex.records(store, site=site, since=cutoff, with_text=with_text)  # checks --site: DEST is intact
+            out = open(dest or "", "w", encoding="utf-8", newline="") if to_file else sys.stdout  # noqa: SIM115
+            try:
+                n = ex.write_jsonl(recs, out) if fmt == "jsonl" else ex.write_csv(recs, out, with_text=with_text)
+            finally:
+                if out is not sys.stdout:
+                    out.close()
+        if to_file:
             click.echo(f"{dest}: {n} record(s)", err=True)
     finally:
         store.close()
@@ -782,9 +789,9 @@ def import_ota_versions(config_path: str, repo: str, service: str, terms: str, s
       watcher import ota-versions pga-versions --service Facebook
     """
     from . import ota
-    from .fetch import now_iso
+    from .times import now_iso
 
-    config = _load_config(config_path)
+    config = load(config_path)
     site = config.site(site_name or ota.site_name(service, terms))
     store = _store(config)
     try:
@@ -821,7 +828,7 @@ def outbox(config_path: str, as_json: bool, retry: bool) -> None:
     """
     from . import notify
 
-    config = _load_config(config_path)
+    config = load(config_path)
     report = None
     if retry:
         store = _store(config)
@@ -879,7 +886,7 @@ def notify_test(config_path: str, subscriber: str | None) -> None:
     """
     from . import notify
 
-    config = _load_config(config_path)
+    config = load(config_path)
     subs = config.subscribers
     if subscriber:
         subs = [s for s in subs if s.name == subscriber]
@@ -892,10 +899,11 @@ def notify_test(config_path: str, subscriber: str | None) -> None:
     failed = 0
     for sub in subs:
         for url in sub.urls:
-            ok, error = notify.send(url, message)
+            target = notify.Target.of(url)
+            ok, error = notify.send(target, message)
             failed += not ok
             what = "sent" if ok else f"failed: {error}"
-            click.echo(f"{sub.name}: {notify.target_label(url)} ({notify.target_format(url)}): {what}")
+            click.echo(f"{sub.name}: {target.label} ({target.format}): {what}")
     sys.exit(1 if failed else 0)
 
 
@@ -922,12 +930,5 @@ def demo(keep: str | None) -> None:
     run_demo(Console(highlight=False), keep)
 
 
-def run() -> None:  # pragma: no cover - console script entry for `python -m watcher`
-    main()
-
-
 if __name__ == "__main__":  # pragma: no cover
     main()
-
-
-logging.getLogger("httpx").setLevel(logging.WARNING)

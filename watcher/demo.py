@@ -12,13 +12,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
-from rich.table import Table
 
-from . import render, samples
-from .classify import classify
+from . import samples
+from .cli import results_table
 from .config import load
 from .cycle import run_cycle
-from .normalize import from_markdown
+from .notify import change_message
 from .store import Store
 
 # The edits a real policy goes through between two checks.
@@ -135,7 +134,7 @@ def run_demo(console: Console, keep: str | None = None) -> None:
                     "(every request carries new build tokens and timestamps).\n"
                 )
                 console.print("[bold]1. First check[/]: every policy becomes version 1.")
-                _table(console, run_cycle(config, store))
+                results_table(run_cycle(config, store), console)
                 for name, text in ((n, _edited(n)) for n in EDITS):
                     server.texts[name] = text
                 server.layouts["planiso"] = "divs"
@@ -145,11 +144,11 @@ def run_demo(console: Console, keep: str | None = None) -> None:
                     "(same words, new markup); every page gets new tokens."
                 )
                 results = run_cycle(config, store)
-                _table(console, results)
+                results_table(results, console)
                 console.print("\n[bold]3. What subscribers are told[/]:")
                 for r in results:
                     if r.outcome == "changed" and r.material and r.change_id:
-                        _report(console, store, r.site, r.change_id)
+                        _report(console, store, r.site, server.url(r.site), r.change_id)
                 if keep:
                     console.print(f"\nDatabase and Markdown snapshots: {workdir}")
                     console.print(f"Try: watcher history wesgar -c {config_path}")
@@ -164,32 +163,11 @@ def run_demo(console: Console, keep: str | None = None) -> None:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _table(console: Console, results: list) -> None:
-    table = Table(show_header=True, header_style="bold")
-    for col in ("site", "outcome", "version", "details"):
-        table.add_column(col, overflow="fold")
-    for r in results:
-        outcome = (
-            r.outcome
-            if r.outcome != "changed"
-            else (f"changed ({r.severity})" if r.material else "changed (not material)")
-        )
-        detail = f"[{', '.join(r.topics)}] " if r.material else ""
-        table.add_row(r.site, outcome, str(r.version or ""), escape(detail + " ".join(r.reason.split())[:200]))
-    console.print(table)
-
-
-def _report(console: Console, store: Store, site: str, change_id: int) -> None:
+def _report(console: Console, store: Store, site: str, url: str, change_id: int) -> None:
+    """The stored change as subscribers receive it: notify's own message (its plain-text form)."""
     row = store.change(change_id)
-    assert row is not None
-    old = store.version_by_id(row["from_version"])
-    new = store.version_by_id(row["to_version"])
-    assert old is not None and new is not None
-    change = classify(from_markdown(old["markdown"], old["lang"]), from_markdown(new["markdown"], new["lang"]))
-    console.print(
-        Panel(
-            escape(render.to_text(change, limit=3).rstrip()),
-            title=f"{site}: {', '.join(change.topics)} ({change.severity})",
-            expand=False,
-        )
-    )
+    new = store.version_by_id(row["to_version"]) if row else None
+    if row is None or new is None:
+        raise RuntimeError(f"demo: change #{change_id} of {site} is not in the database")
+    message = change_message(site, url, row, lang=new["lang"])
+    console.print(Panel(escape(message.text.rstrip()), title=escape(message.title), expand=False))

@@ -10,16 +10,14 @@ text in their cells. The Markdown tree mirrors the Open Terms Archive dataset la
 from __future__ import annotations
 
 import csv
-import io
 import json
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from .errors import WatcherError
-from .store import Store, atomic_write, snapshot_name
+from .errors import ConfigError
+from .store import Store, snapshot_name
 
 COLUMNS = [
     "record",  # "version" or "change"
@@ -49,27 +47,35 @@ def parse_since(value: str) -> str:
     try:
         when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise WatcherError(f"--since {value!r}: not a date; use e.g. 2024-01-31 or 2024-01-31T12:00:00Z") from None
+        raise ConfigError(f"--since {value!r}: not a date; use e.g. 2024-01-31 or 2024-01-31T12:00:00Z") from None
     if when.tzinfo is not None:
         when = when.astimezone(UTC)
     return when.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _sites(store: Store, site: str | None) -> list[str]:
+    """The sites to export: all, or `site` when the database has it (a usage error otherwise)."""
     names = store.site_names()
     if site is None:
         return names
     if site not in names:
-        raise WatcherError(f"{store.path}: no site named {site!r} in the database (sites: {', '.join(names[:10])})")
+        raise ConfigError(f"{store.path}: no site named {site!r} in the database (sites: {', '.join(names[:10])})")
     return [site]
 
 
 def records(
     store: Store, *, site: str | None = None, since: str | None = None, with_text: bool = False
 ) -> Iterator[dict[str, Any]]:
-    """Every version and change (oldest first, per site); each change right after the version it made."""
-    for name in _sites(store, site):
-        versions = store.versions(name)
+    """Every version and change (oldest first, per site); each change right after the version it made.
+
+    The site name is checked here, at the call, not when the records are first read: the caller
+    can then open (and truncate) its output file knowing the export will not fail on a typo."""
+    return _records(store, _sites(store, site), since, with_text)
+
+
+def _records(store: Store, names: list[str], since: str | None, with_text: bool) -> Iterator[dict[str, Any]]:
+    for name in names:
+        versions = store.versions(name, text=with_text)  # the Markdown is read only when it is exported
         seq = {v["id"]: v["seq"] for v in versions}
         by_to = {c["to_version"]: c for c in store.changes(name)}
         for v in versions:
@@ -153,28 +159,15 @@ def write_csv(recs: Iterator[dict[str, Any]], out: TextIO, *, with_text: bool = 
 def write_markdown_tree(store: Store, out: Path, *, site: str | None = None, since: str | None = None) -> int:
     """One Markdown file per version under `out/<site>/<terms type>/`; returns how many were written."""
     from .ota import split_site_name
+    from .report import publish
 
     n = 0
     for name in _sites(store, site):
         service, terms = split_site_name(name)
         folder = out / service / terms
-        folder.mkdir(parents=True, exist_ok=True)
         for v in store.versions(name):
             if since and v["first_seen"] < since:
                 continue
-            path = folder / snapshot_name(v["first_seen"])
-            atomic_write(path, v["markdown"])
-            os.chmod(path, 0o644)  # a dataset to share, not a private temp file
+            publish(folder / snapshot_name(v["first_seen"]), v["markdown"])  # a dataset to share
             n += 1
     return n
-
-
-def export_text(store: Store, fmt: str, **kwargs: Any) -> str:
-    """The jsonl or csv export as one string (for tests and small databases)."""
-    buf = io.StringIO()
-    with_text = bool(kwargs.get("with_text"))
-    if fmt == "jsonl":
-        write_jsonl(records(store, **kwargs), buf)
-    else:
-        write_csv(records(store, **kwargs), buf, with_text=with_text)
-    return buf.getvalue()

@@ -16,6 +16,7 @@ Three layers, so each can be tested on its own:
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import html
 import json
@@ -29,10 +30,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import render
+from . import render, times
 from .config import Config, Subscriber
 from .logs import redact
-from .models import SEVERITIES, Change, Fact, SectionChange, WordOp
+from .models import SEVERITIES, Change, SectionChange, WordOp
+from .render import wrap_marks
 
 log = logging.getLogger("watcher.notify")
 
@@ -45,7 +47,6 @@ LEASE = timedelta(minutes=10)  # a claimed row is invisible to other senders thi
 BACKOFF_FIRST = 60  # seconds before the first retry; doubles each attempt
 BACKOFF_MAX = 6 * 3600
 ATTEMPT_LOG = 20  # attempts remembered per outbox row
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # the store's timestamps (fetch.now_iso)
 
 # Chat services that render Markdown although apprise may declare plain text first for them.
 MARKDOWN_SCHEMES = frozenset({"discord", "mmost", "mmosts", "tgram", "matrix", "matrixs", "rocket", "rockets"})
@@ -123,7 +124,7 @@ def _p(*spans: Span, kind: str = "p", lang: str = "") -> Part:
 def _text_part(p: Part) -> str:
     out = []
     for kind, text in p.spans:
-        out.append(_wrap_marks(text, "*", "*") if kind in ("del", "ins") else text)
+        out.append(wrap_marks(text, "*", "*") if kind in ("del", "ins") else text)
     body = "".join(out)
     if p.kind == "quote":
         return "  " + body.replace("\n", "\n  ")
@@ -138,23 +139,19 @@ def _md_part(p: Part) -> str:
         if kind == "t":
             out.append(render._md_escape(text))
         elif kind in ("b", "del", "ins"):
-            out.append(_wrap_marks(render._md_escape(text), "**", "**"))
+            out.append(wrap_marks(render._md_escape(text), "**", "**"))
         elif kind == "code":
             out.append("`" + text.replace("`", "'") + "`")
         else:  # url: bare, so chat services link it and nothing escapes its underscores
             out.append(text)
     body = "".join(out)
     if p.kind == "h":
-        return _wrap_marks(body, "**", "**")
+        return wrap_marks(body, "**", "**")
     if p.kind == "quote":
         return "> " + body.replace("\n", "\n> ")
     if p.kind == "note":
-        return _wrap_marks(body, "_", "_")
+        return wrap_marks(body, "_", "_")
     return body
-
-
-DEL_STYLE = "background:#ffebe9;color:#82071e;text-decoration:line-through"
-INS_STYLE = "background:#dafbe1;color:#116329;text-decoration:underline"
 
 
 def _html_part(p: Part) -> str:
@@ -166,9 +163,9 @@ def _html_part(p: Part) -> str:
         elif kind == "b":
             out.append(f"<strong>{t}</strong>")
         elif kind == "del":
-            out.append(f'<del style="{DEL_STYLE}">{t}</del>')
+            out.append(f'<del style="{render.DEL_STYLE}">{t}</del>')
         elif kind == "ins":
-            out.append(f'<ins style="{INS_STYLE}">{t}</ins>')
+            out.append(f'<ins style="{render.INS_STYLE}">{t}</ins>')
         elif kind == "code":
             # a monospace span, not <code>: apprise's plain-text part would put <code> on lines of its own
             out.append(f'<span style="font-family:ui-monospace,Menlo,Consolas,monospace;background:#f6f8fa">{t}</span>')
@@ -186,16 +183,6 @@ def _html_part(p: Part) -> str:
     return f"<p>{body}</p>"
 
 
-def _wrap_marks(text: str, left: str, right: str) -> str:
-    """Mark a run without swallowing its surrounding spaces (Markdown needs `**x** `, not `** x **`)."""
-    core = text.strip()
-    if not core:
-        return text
-    lead = text[: len(text) - len(text.lstrip())]
-    tail = text[len(text.rstrip()) :]
-    return f"{lead}{left}{core}{right}{tail}"
-
-
 def html_document(message: Message) -> str:
     """A whole e-mail body: inline styles only, since mail clients drop <style> and classes. The frame
     is English; policy excerpts carry their own lang attribute."""
@@ -203,23 +190,6 @@ def html_document(message: Message) -> str:
         '<!doctype html><html lang="en"><head><meta charset="utf-8"></head>'
         '<body style="font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1b1f24;'
         f'max-width:46rem">\n{message.html}\n</body></html>\n'
-    )
-
-
-def change_from_row(row: dict[str, Any]) -> Change:
-    """A stored change row (store.change) or `render.change_json` output, back as a Change."""
-    eff = row.get("effective_date") or {"before": row.get("effective_before"), "after": row.get("effective_after")}
-    return Change(
-        changed=bool(row.get("changed", True)),
-        material=bool(row.get("material")),
-        severity=row.get("severity") or "none",
-        topics=list(row.get("topics") or []),
-        effective_date=dict(eff),
-        sections=render.sections_from_json(row.get("sections") or []),
-        facts=[Fact(**f) for f in row.get("facts") or []],
-        summary=row.get("summary") or "",
-        noise=list(row.get("noise") or []),
-        lang=row.get("lang") or "en",
     )
 
 
@@ -246,7 +216,7 @@ def change_message(
     note: tuple[Span, ...] = (),
 ) -> Message:
     """The message for one material change: summary, quoted before/after wording, date, page, commands."""
-    change = change_from_row(row)
+    change = render.change_from_row(row)
     lang = lang or change.lang
     parts: list[Part] = []
     if note:
@@ -407,24 +377,57 @@ def sample_message() -> Message:
 # targets
 
 
-def target_format(url: str) -> str:
-    """Markdown for chat services that render it, HTML for e-mail, plain text elsewhere; `?format=` wins."""
-    import apprise
+@dataclass(frozen=True)
+class Target:
+    """One apprise URL and its plugin, instantiated once: its format, masked label, secrets and the send
+    itself all come from the same object (instantiating is the costly part of a send)."""
 
-    asked = parse_qs(urlsplit(url).query).get("format")
-    if asked and asked[-1].lower() in ("text", "markdown", "html"):
-        return asked[-1].lower()
-    plugin = _instantiate(url)
-    if plugin is None:
+    url: str
+    plugin: Any  # an apprise plugin, or None when apprise does not accept the URL
+
+    @classmethod
+    def of(cls, url: str) -> Target:
+        return cls(url, _instantiate(url))
+
+    @property
+    def format(self) -> str:
+        """Markdown for chat services that render it, HTML for e-mail, plain text elsewhere; `?format=` wins."""
+        import apprise
+
+        asked = parse_qs(urlsplit(self.url).query).get("format")
+        if asked and asked[-1].lower() in ("text", "markdown", "html"):
+            return asked[-1].lower()
+        if self.plugin is None:
+            return "text"
+        declared = self.plugin.notify_format
+        formats = [apprise.NotifyFormat(f) for f in (declared if isinstance(declared, (tuple, list)) else (declared,))]
+        scheme = self.url.split("://", 1)[0].lower()
+        if scheme in MARKDOWN_SCHEMES or formats[0] == apprise.NotifyFormat.MARKDOWN:
+            return "markdown"
+        if formats[0] == apprise.NotifyFormat.HTML:
+            return "html"
         return "text"
-    declared = plugin.notify_format if isinstance(plugin.notify_format, (tuple, list)) else (plugin.notify_format,)
-    formats = [apprise.NotifyFormat(f) for f in declared]
-    scheme = url.split("://", 1)[0].lower()
-    if scheme in MARKDOWN_SCHEMES or formats[0] == apprise.NotifyFormat.MARKDOWN:
-        return "markdown"
-    if formats[0] == apprise.NotifyFormat.HTML:
-        return "html"
-    return "text"
+
+    @property
+    def label(self) -> str:
+        """How a target is shown anywhere: apprise's privacy form (secrets masked), without the options."""
+        if self.plugin is None:
+            return self.url.split("://", 1)[0] + "://…" if "://" in self.url else "(not a URL)"
+        return self.plugin.url(privacy=True).split("?", 1)[0]
+
+    @property
+    def secrets(self) -> set[str]:
+        """Parts of the URL that apprise's privacy form hides (passwords, tokens, keys): never to be shown."""
+        found: set[str] = set()
+        parts = urlsplit(self.url)
+        if parts.password:
+            found |= {parts.password, unquote(parts.password)}
+        shown = unquote(self.plugin.url(privacy=True)) if self.plugin is not None else ""
+        for token in re.split(r"[/:@?&=#,;+\s]+", self.url):
+            for t in (token, unquote(token)):
+                if len(t) >= 4 and t not in shown:
+                    found.add(t)
+        return found
 
 
 def _instantiate(url: str) -> Any:
@@ -433,17 +436,24 @@ def _instantiate(url: str) -> Any:
     quiet = logging.getLogger("apprise")
     was, quiet.disabled = quiet.disabled, True  # a rejected URL is logged whole, secrets and all
     try:
-        return apprise.Apprise.instantiate(url, suppress_exceptions=True)
+        return apprise.Apprise.instantiate(url, asset=_asset(), suppress_exceptions=True)
     finally:
         quiet.disabled = was
 
 
+@functools.cache
+def _asset() -> Any:
+    import apprise
+
+    return apprise.AppriseAsset(app_id="watcher", app_desc="watcher privacy-policy alerts")
+
+
+def target_format(url: str) -> str:
+    return Target.of(url).format
+
+
 def target_label(url: str) -> str:
-    """How a target is shown anywhere: apprise's privacy form (secrets masked), without the options."""
-    plugin = _instantiate(url)
-    if plugin is None:
-        return url.split("://", 1)[0] + "://…" if "://" in url else "(not a URL)"
-    return plugin.url(privacy=True).split("?", 1)[0]
+    return Target.of(url).label
 
 
 def target_key(url: str) -> str:
@@ -451,24 +461,11 @@ def target_key(url: str) -> str:
     return hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
 
 
-def secrets_of(url: str) -> set[str]:
-    """Parts of a URL that apprise's privacy form hides (passwords, tokens, keys): never to be shown."""
-    found: set[str] = set()
-    parts = urlsplit(url)
-    if parts.password:
-        found |= {parts.password, unquote(parts.password)}
-    plugin = _instantiate(url)
-    shown = unquote(plugin.url(privacy=True)) if plugin is not None else ""
-    for token in re.split(r"[/:@?&=#,;+\s]+", url):
-        for t in (token, unquote(token)):
-            if len(t) >= 4 and t not in shown:
-                found.add(t)
-    return found
-
-
-def scrub(text: str, urls: Iterable[str]) -> str:
-    """Remove every secret of these URLs (and anything password-shaped) from a message."""
-    secrets = set().union(*(secrets_of(u) for u in urls)) if urls else set()
+def scrub(text: str, targets: Iterable[str | Target]) -> str:
+    """Remove every secret of these targets (URLs or Targets), and anything password-shaped, from a message."""
+    secrets: set[str] = set()
+    for t in targets:
+        secrets |= (t if isinstance(t, Target) else Target.of(t)).secrets
     for s in sorted(secrets, key=len, reverse=True):
         text = text.replace(s, "***")
     return redact(text)
@@ -487,13 +484,16 @@ class _Capture(logging.Handler):
             self.lines.append(" ".join(msg.split()))
 
 
-def send(url: str, message: Message) -> tuple[bool, str]:
-    """Send one message to one apprise URL in the format that target reads best; (ok, scrubbed error)."""
+def send(target: Target | str, message: Message) -> tuple[bool, str]:
+    """Send one message to one target in the format it reads best; (ok, scrubbed error)."""
     import apprise
 
-    fmt = target_format(url)
+    if isinstance(target, str):
+        target = Target.of(target)
+    if target.plugin is None:
+        return False, "not a valid apprise URL"
+    fmt = target.format
     body = {"text": message.text, "markdown": message.markdown, "html": html_document(message)}[fmt]
-    asset = apprise.AppriseAsset(app_id="watcher", app_desc="watcher privacy-policy alerts")
     alog = logging.getLogger("apprise")
     capture = _Capture()
     saved = (alog.level, alog.propagate)
@@ -502,9 +502,8 @@ def send(url: str, message: Message) -> tuple[bool, str]:
     alog.propagate = False
     error = ""
     try:
-        ap = apprise.Apprise(asset=asset)
-        if not ap.add(url):
-            return False, "not a valid apprise URL"
+        ap = apprise.Apprise(asset=_asset())
+        ap.add(target.plugin)
         ok = bool(
             ap.notify(
                 body=body,
@@ -523,7 +522,7 @@ def send(url: str, message: Message) -> tuple[bool, str]:
         return True, ""
     lines = list(dict.fromkeys(capture.lines))  # unique, in order
     error = "; ".join([*lines, error] if error else lines) or "delivery failed"
-    return False, scrub(error, [url])[:500]
+    return False, render.excerpt(scrub(error, [target]), 500)
 
 
 # ---------------------------------------------------------------------------------------
@@ -559,14 +558,6 @@ class DeliveryReport:
             "digests": self.batched,
             "attempts": [a.__dict__ for a in self.attempts],
         }
-
-
-def iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime(TIME_FORMAT)
-
-
-def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def backoff(attempts: int) -> timedelta:
@@ -607,7 +598,7 @@ def batch_digests(config: Config, store: Any, now: datetime) -> int:
             return [r for r in store.outbox(("pending",)) if r["subscriber"] == name and r["kind"] != "digest"]
 
         def due(rows: list[dict[str, Any]], digest: str = sub.digest) -> bool:
-            return any(period(parse_time(r["created_at"]), digest) != current[digest] for r in rows)
+            return any(period(times.parse(r["created_at"]), digest) != current[digest] for r in rows)
 
         if not due(waiting()):
             continue
@@ -621,7 +612,7 @@ def batch_digests(config: Config, store: Any, now: datetime) -> int:
                 subscriber=sub.name,
                 site=", ".join(sorted({r["site"] for r in rows})),
                 change_id=None,
-                at=iso(now),
+                at=times.iso(now),
                 payload={"rows": ids, "period": sub.digest},
             )
             for r in rows:
@@ -633,7 +624,7 @@ def batch_digests(config: Config, store: Any, now: datetime) -> int:
 def deliver(config: Config, store: Any, now: datetime | None = None) -> DeliveryReport:
     """Send every due outbox row; never raises for a target's failure (it is recorded and retried)."""
     now = now or datetime.now(UTC)
-    stamp = iso(now)
+    stamp = times.iso(now)
     report = DeliveryReport()
     subs = {s.name: s for s in config.subscribers}
     report.batched = batch_digests(config, store, now)
@@ -642,7 +633,7 @@ def deliver(config: Config, store: Any, now: datetime | None = None) -> Delivery
         sub = subs.get(row["subscriber"])
         if due > stamp or waiting_for_digest(row, sub):
             continue
-        if not store.claim_outbox(row["id"], due, iso(now + LEASE)):
+        if not store.claim_outbox(row["id"], due, times.iso(now + LEASE)):
             continue  # another sender took it
         _attempt(config, store, row, sub, now, report)
     return report
@@ -651,7 +642,7 @@ def deliver(config: Config, store: Any, now: datetime | None = None) -> Delivery
 def _attempt(
     config: Config, store: Any, row: dict[str, Any], sub: Subscriber | None, now: datetime, report: DeliveryReport
 ) -> None:
-    stamp = iso(now)
+    stamp = times.iso(now)
     payload = _payload(row)
     attempts = int(row.get("attempts") or 0) + 1
     if sub is None:
@@ -681,8 +672,9 @@ def _attempt(
         key = target_key(url)
         if key in delivered:
             continue
-        label = target_label(url)
-        ok, error = send(url, message)
+        target = Target.of(url)
+        label = target.label
+        ok, error = send(target, message)
         report.attempts.append(Attempt(row["id"], row["kind"], sub.name, row["site"], label, ok, error))
         history = [*history, {"at": stamp, "target": key, "ok": ok, "error": error or None}][-ATTEMPT_LOG:]
         if ok:
@@ -698,12 +690,16 @@ def _attempt(
         store.update_outbox(row["id"], state="sent", sent_at=stamp, attempts=attempts, last_error=None, payload=payload)
         report.sent += 1
         return
-    fields: dict[str, Any] = {"attempts": attempts, "last_error": "; ".join(errors)[:1000], "payload": payload}
+    fields: dict[str, Any] = {
+        "attempts": attempts,
+        "last_error": render.excerpt("; ".join(errors), 1000),
+        "payload": payload,
+    }
     if attempts >= config.settings.max_attempts:
         fields["state"] = "failed"
         report.failed += 1
     else:
-        fields["next_attempt_at"] = iso(now + backoff(attempts))
+        fields["next_attempt_at"] = times.iso(now + backoff(attempts))
         report.retrying += 1
     store.update_outbox(row["id"], **fields)
 
@@ -738,8 +734,8 @@ def build_message(config: Config, store: Any, row: dict[str, Any], sections: int
 def _site_url(config: Config, store: Any, site: str) -> str:
     row = store.site_row(site)
     if row:
-        return row["url"]
-    return next((s.url for s in config.sites if s.name == site), "")
+        return row["url"]  # stored redacted
+    return next((redact(s.url) for s in config.sites if s.name == site), "")
 
 
 def _config_arg(config: Config) -> str:
@@ -806,7 +802,7 @@ def outbox_view(config: Config, store: Any) -> list[dict[str, Any]]:
 
 def requeue(config: Config, store: Any, now: datetime | None = None) -> int:
     """Make failed and backing-off rows due now (digest rows still wait for their digest)."""
-    stamp = iso(now or datetime.now(UTC))
+    stamp = times.iso(now or datetime.now(UTC))
     subs = {s.name: s for s in config.subscribers}
     count = 0
     with store.transaction():

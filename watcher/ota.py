@@ -10,7 +10,10 @@ of several pages, PDF) is reported for the service, never dropped without a word
 
 Versions repositories (`<service id>/<terms type>.md`, one commit per recorded version,
 dated with the fetch time): each commit touching the file is a version dated by its author
-date, and each consecutive pair is classified. Commits whose message starts with "Apply
+date, and each consecutive pair is classified. The import is one transaction: a commit whose
+file cannot be read, or a `git` that hangs, stops it with one line naming the repository and
+the commit, and nothing is imported (skipping the commit would compare the versions around it
+as if they were consecutive, and a rerun would never go back for it). Commits whose message starts with "Apply
 technical or declaration upgrade" (or the older "Record refilter"/"Refilter") changed how
 OTA extracts the text, not the policy: they are never classified or announced, but their
 text becomes the new baseline (a version with a non-material change marked as a technical
@@ -25,10 +28,11 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import times
 from .errors import ConfigError, WatcherError
 
 if TYPE_CHECKING:
@@ -66,6 +70,7 @@ TERMS_TYPES = (
     "Vulnerability Disclosure Policy",
     "Frequently Asked Questions",
 )
+GIT_TIMEOUT = 300  # seconds for one git command; a clone of the whole OTA history is large, not slow
 _KNOWN_KEYS = {"fetch", "select", "remove", "filter", "executeClientScripts", "combine", "validUntil"}
 _RANGE_KEYS = {"startBefore", "startAfter", "endBefore", "endAfter"}
 
@@ -309,14 +314,22 @@ class Commit:
 
 
 def utc_stamp(iso: str) -> str:
-    """A git ISO 8601 date (any offset) in watcher's stored format: UTC with microseconds and Z."""
-    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """A git ISO 8601 date (any offset) in watcher's stored format."""
+    return times.iso(datetime.fromisoformat(iso))
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        ["git", "--literal-pathspecs", "-C", str(repo), *args], capture_output=True, check=False, timeout=300
-    )
+    try:
+        return subprocess.run(
+            ["git", "--literal-pathspecs", "-C", str(repo), *args],
+            capture_output=True,
+            check=False,
+            timeout=GIT_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        raise WatcherError(f"{repo}: `git {' '.join(args)}` took over {GIT_TIMEOUT} s; nothing was imported") from None
+    except OSError as exc:
+        raise WatcherError(f"{repo}: cannot run git: {exc.strerror or exc}") from None
 
 
 def commits(repo: Path, path: str) -> list[Commit]:
@@ -369,8 +382,9 @@ def import_versions(store: Store, repo: Path, *, service: str, terms: str, site:
     from .classify import classify
     from .dates import effective_date
     from .diff import diff_documents
+    from .logs import redact
     from .models import Change
-    from .normalize import normalize, to_markdown
+    from .normalize import NormalizeError, from_markdown, normalize, to_markdown
     from .store import text_hash
 
     path = f"{service}/{terms}.md"
@@ -381,10 +395,10 @@ def import_versions(store: Store, repo: Path, *, service: str, terms: str, site:
         )
     result = VersionsImport(site=site.name)
     with store.transaction():
-        store.upsert_site(site.name, site.url, site.settings_hash(), now)
+        store.upsert_site(site.name, redact(site.url), site.settings_hash(), now)  # no credentials in the database
         prev = store.latest_version(site.name)
         cutoff = prev["first_seen"] if prev else ""
-        prev_doc = normalize(prev["markdown"], fmt="markdown", lang=prev["lang"] or None) if prev else None
+        prev_doc = from_markdown(prev["markdown"], prev["lang"] or None) if prev else None
         for commit in history:
             if commit.at <= cutoff:
                 result.already += 1
@@ -393,7 +407,12 @@ def import_versions(store: Store, repo: Path, *, service: str, terms: str, site:
             if text is None:
                 result.deleted += 1
                 continue
-            doc = normalize(text, fmt="markdown", lang=site.lang)
+            try:
+                doc = normalize(text, fmt="markdown", lang=site.lang)
+            except NormalizeError as exc:
+                raise WatcherError(
+                    f"{repo}: commit {commit.sha[:12]}: cannot read {path!r}: {exc}; nothing was imported"
+                ) from None
             markdown = to_markdown(doc)
             if prev is not None and prev["text_hash"] == text_hash(markdown):
                 store.touch_version(prev["id"], commit.at)

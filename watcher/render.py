@@ -6,10 +6,14 @@ import html
 from dataclasses import asdict
 from typing import Any
 
-from .models import Change, SectionChange, WordOp
+from .models import Change, Fact, SectionChange, WordOp
 from .topics import label
 
 CONTEXT_WORDS = 25  # unchanged words kept around an edit in trimmed diffs
+
+# Diff colours, defined once: the report's <style> and e-mail's inline styles (mail clients drop <style>).
+DEL_STYLE = "background:#ffebe9;color:#82071e;text-decoration:line-through"
+INS_STYLE = "background:#dafbe1;color:#116329;text-decoration:underline"
 
 
 def change_json(change: Change, *, explain: bool = False) -> dict[str, Any]:
@@ -65,6 +69,53 @@ def sections_from_json(items: list[dict[str, Any]]) -> list[SectionChange]:
     return out
 
 
+def change_from_row(row: dict[str, Any]) -> Change:
+    """A stored change row (store.change) or `change_json` output, back as a Change to render."""
+    eff = row.get("effective_date") or {"before": row.get("effective_before"), "after": row.get("effective_after")}
+    return Change(
+        changed=bool(row.get("changed", True)),
+        material=bool(row.get("material")),
+        severity=row.get("severity") or "none",
+        topics=list(row.get("topics") or []),
+        effective_date=dict(eff),
+        sections=sections_from_json(row.get("sections") or []),
+        facts=[Fact(**f) for f in row.get("facts") or []],
+        summary=row.get("summary") or "",
+        noise=list(row.get("noise") or []),
+        lang=row.get("lang") or "en",
+    )
+
+
+def excerpt(text: str | None, limit: int) -> str:
+    """`text` on one line, cut to `limit` characters with '…': for table cells, index rows and feeds."""
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def section_ops(s: SectionChange) -> list[WordOp]:
+    """What a section's diff shows: an added or removed section whole, else its word diff (or, when it
+    has none, the old text deleted and the new inserted). Every renderer starts from these ops."""
+    if s.status == "added":
+        return [WordOp(1, s.after)]
+    if s.status == "removed":
+        return [WordOp(-1, s.before)]
+    return s.words or [WordOp(-1, s.before), WordOp(1, s.after)]
+
+
+def wrap_marks(text: str, left: str, right: str) -> str:
+    """Mark a run line by line without swallowing its surrounding spaces (Markdown needs `**x** `, not
+    `** x **`, and a mark cannot span lines)."""
+    out = []
+    for line in text.split("\n"):
+        core = line.strip()
+        if core:
+            lead = line[: len(line) - len(line.lstrip())]
+            tail = line[len(line.rstrip()) :]
+            line = f"{lead}{left}{core}{right}{tail}"
+        out.append(line)
+    return "\n".join(out)
+
+
 def trimmed(ops: list[WordOp], context: int = CONTEXT_WORDS) -> list[WordOp]:
     """Keep edits and up to `context` words around them; long unchanged runs become '…'."""
     out: list[WordOp] = []
@@ -106,16 +157,13 @@ def interesting(change: Change) -> list[SectionChange]:
     return material or [s for s in change.sections if s.status not in ("moved", "renumbered")]
 
 
-def to_text(change: Change, *, color: bool = False, limit: int | None = None) -> str:
+def to_text(change: Change, *, color: bool = False) -> str:
     lines = [_verdict(change), "", change.summary, ""]
-    shown = interesting(change)
-    for s in shown[: limit or len(shown)]:
+    for s in interesting(change):
         tag = f"[{s.status}]" + (f" ({_topics(s)})" if s.topics else "") + ("" if s.material else " (not material)")
         lines.append(f"## {_heading(s)} {tag}")
         lines.append(_inline_text(s, color))
         lines.append("")
-    if limit and len(shown) > limit:
-        lines.append(f"… and {len(shown) - limit} more changed section(s)")
     moved = [s for s in change.sections if s.status in ("moved", "renumbered")]
     if moved:
         lines.append(f"{len(moved)} section(s) moved or renumbered without new wording.")
@@ -132,46 +180,31 @@ def _verdict(change: Change) -> str:
 
 
 def _inline_text(s: SectionChange, color: bool) -> str:
-    if s.status == "added":
-        return "+ " + s.after.replace("\n", "\n+ ")
-    if s.status == "removed":
-        return "- " + s.before.replace("\n", "\n- ")
+    """wdiff-style marks ([-gone-] {+new+}), coloured on a terminal; the marks alone carry the meaning."""
     out = []
-    for w in trimmed(s.words):
+    for w in trimmed(section_ops(s)):
         if w.op == 0:
             out.append(w.text)
         elif w.op < 0:
-            out.append(f"\x1b[31m[-{w.text}-]\x1b[0m" if color else f"[-{w.text}-]")
+            out.append(wrap_marks(w.text, "\x1b[31m[-", "-]\x1b[0m") if color else wrap_marks(w.text, "[-", "-]"))
         else:
-            out.append(f"\x1b[32m{{+{w.text}+}}\x1b[0m" if color else f"{{+{w.text}+}}")
+            out.append(wrap_marks(w.text, "\x1b[32m{+", "+}\x1b[0m") if color else wrap_marks(w.text, "{+", "+}"))
     return "".join(out)
 
 
-def to_markdown(change: Change, *, limit: int | None = None) -> str:
+def to_markdown(change: Change) -> str:
     lines = [f"**{_verdict(change)}**", "", change.summary, ""]
-    shown = interesting(change)
-    for s in shown[: limit or len(shown)]:
+    for s in interesting(change):
         tag = f" — {s.status}" + (f" ({_topics(s)})" if s.topics else "")
         lines.append(f"### {_md_escape(_heading(s))}{tag}")
         lines.append("")
-        if s.status == "added":
-            lines.append("> " + _md_escape(s.after).replace("\n", "\n> "))
-        elif s.status == "removed":
-            lines.append("> ~~" + _md_escape(s.before).replace("\n", "~~\n> ~~") + "~~")
-        else:
-            parts = []
-            for w in trimmed(s.words):
-                text = _md_escape(w.text)
-                if w.op == 0 or not text.strip():
-                    parts.append(text)
-                elif w.op < 0:
-                    parts.append(f"~~{text.strip()}~~ ")
-                else:
-                    parts.append(f"**{text.strip()}** ")
-            lines.append("> " + "".join(parts).replace("\n", "\n> "))
+        parts = []
+        for w in trimmed(section_ops(s)):
+            text = _md_escape(w.text)
+            mark = "~~" if w.op < 0 else "**"
+            parts.append(text if w.op == 0 else wrap_marks(text, mark, mark))
+        lines.append("> " + "".join(parts).replace("\n", "\n> "))
         lines.append("")
-    if limit and len(shown) > limit:
-        lines.append(f"_… and {len(shown) - limit} more changed section(s)_")
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -183,8 +216,8 @@ def _md_escape(text: str) -> str:
 
 STYLE = """
 body{font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1b1f24}
-del{background:#ffebe9;color:#82071e;text-decoration:line-through}
-ins{background:#dafbe1;color:#116329;text-decoration:underline}
+del{@DEL}
+ins{@INS}
 del::before{content:"[−";font-size:.8em}del::after{content:"]";font-size:.8em}
 ins::before{content:"[+";font-size:.8em}ins::after{content:"]";font-size:.8em}
 .sr{position:absolute;left:-9999px}
@@ -192,7 +225,7 @@ ins::before{content:"[+";font-size:.8em}ins::after{content:"]";font-size:.8em}
 .high{border-color:#cf222e;color:#cf222e}.medium{border-color:#bf8700;color:#7d4e00}.low{border-color:#0969da;color:#0969da}
 blockquote{border-left:3px solid #d0d7de;margin:0;padding:0 1em;white-space:pre-wrap}
 @media print{del{color:#000}ins{color:#000}}
-"""
+""".replace("@DEL", DEL_STYLE).replace("@INS", INS_STYLE)
 
 
 def html_inline(ops: list[WordOp]) -> str:
@@ -217,26 +250,21 @@ def html_sides(ops: list[WordOp]) -> tuple[str, str]:
     return before, after
 
 
-def to_html(change: Change, *, title: str = "watcher diff", lang: str | None = None) -> str:
+def to_html(change: Change, *, title: str = "watcher diff") -> str:
+    """A standalone page: the frame is English; headings and quoted policy text carry the policy's lang."""
+    la = f' lang="{html.escape(change.lang)}"' if change.lang else ""
     parts = [
-        f'<!doctype html><html lang="{html.escape(lang or change.lang or "en")}"><head><meta charset="utf-8">',
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         f'<p><strong>{html.escape(_verdict(change))}</strong> <span class="badge {change.severity}">{change.severity}</span></p>',
         f"<p>{html.escape(change.summary)}</p>",
     ]
     for s in interesting(change):
-        badges = "".join(f'<span class="badge">{html.escape(t)}</span>' for t in s.topics)
-        parts.append(f"<h2>{html.escape(_heading(s))} <small>({s.status})</small> {badges}</h2>")
-        if s.status == "added":
-            parts.append(
-                f'<blockquote><ins><span class="sr">inserted: </span>{html.escape(s.after)}</ins></blockquote>'
-            )
-        elif s.status == "removed":
-            parts.append(
-                f'<blockquote><del><span class="sr">deleted: </span>{html.escape(s.before)}</del></blockquote>'
-            )
-        else:
-            parts.append(f"<blockquote>{html_inline(s.words)}</blockquote>")
+        badges = "".join(
+            f'<span class="badge" title="{html.escape(t)}">{html.escape(label(t))}</span>' for t in s.topics
+        )
+        parts.append(f"<h2><span{la}>{html.escape(_heading(s))}</span> <small>({s.status})</small> {badges}</h2>")
+        parts.append(f"<blockquote{la}>{html_inline(section_ops(s))}</blockquote>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

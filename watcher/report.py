@@ -22,12 +22,12 @@ import re
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import render
-from .models import Change, Fact, SectionChange, WordOp
+from . import render, times
+from .errors import WatcherError
+from .models import SectionChange
 from .store import Store, atomic_write
 from .topics import label
 
@@ -100,29 +100,9 @@ def site_summary(store: Store, name: str) -> SiteInfo:
 def site_history(store: Store, name: str) -> SiteInfo:
     """A site with its versions (text left out) and every change (sections included)."""
     info = site_summary(store, name)
-    info.versions = list(
-        store.db.query(
-            "select id, seq, first_seen, last_seen, effective_date, title, lang from versions where site = ? order by seq",
-            [name],
-        )
-    )
+    info.versions = store.versions(name, text=False)  # its last_seen is current, unlike the stored row's
     info.changes = store.changes(name)
     return info
-
-
-def change_model(row: dict[str, Any]) -> Change:
-    """A stored change row back to the `Change` that render.py knows how to show."""
-    return Change(
-        changed=row["changed"],
-        material=row["material"],
-        severity=row["severity"] or "none",
-        topics=row["topics"] or [],
-        effective_date={"before": row.get("effective_before"), "after": row.get("effective_after")},
-        sections=render.sections_from_json(row["sections"] or []),
-        facts=[Fact(**f) for f in row["facts"] or []],
-        summary=row["summary"] or "",
-        noise=row.get("noise") or [],
-    )
 
 
 # ----------------------------------------------------------------------------------------
@@ -200,7 +180,7 @@ def index_page(sites: list[SiteInfo], *, now: str) -> str:
         if last:
             change_cell = (
                 f'<a href="sites/{esc(s.slug)}/changes/{last["id"]}.html">{when(last["at"])}</a>'
-                f"<br><span{_lang_attr(s.lang)}>{esc(_trim(last['summary'], 160))}</span>"
+                f"<br>{esc(render.excerpt(last['summary'], 160))}"
             )
             sev, topics = severity_badge(last["severity"]), topic_badges(last["topics"])
         else:
@@ -240,7 +220,7 @@ def site_page(site: SiteInfo, *, now: str) -> str:
             what = (
                 f'<a href="changes/{c["id"]}.html">change #{c["id"]}</a> {severity_badge(c["severity"], c["material"])}'
                 f"{topic_badges(c['topics']) if c['material'] else ''}<br>"
-                f'<span class="{"" if c["material"] else "muted"}">{esc(_trim(c["summary"], 240))}</span>'
+                f'<span class="{"" if c["material"] else "muted"}">{esc(render.excerpt(c["summary"], 240))}</span>'
             )
         rows.append(
             f'<tr><th scope="row">{v["seq"]}</th><td>{when(v["first_seen"])}</td><td>{when(v["last_seen"])}</td>'
@@ -263,7 +243,7 @@ def site_page(site: SiteInfo, *, now: str) -> str:
 
 
 def change_page(site: SiteInfo, row: dict[str, Any], *, now: str) -> str:
-    change = change_model(row)
+    change = render.change_from_row(row)
     versions = {v["id"]: v for v in site.versions}
     before_v, after_v = versions.get(row["from_version"]), versions.get(row["to_version"])
     lang = (after_v or {}).get("lang") or site.lang
@@ -323,12 +303,7 @@ def _fact_value(value: str | None, op: int) -> str:
 
 def section_html(s: SectionChange, lang: str, before_label: str, after_label: str) -> str:
     """One changed section: side-by-side halves, then the inline word diff."""
-    if s.status == "added":
-        ops = [WordOp(1, s.after)]
-    elif s.status == "removed":
-        ops = [WordOp(-1, s.before)]
-    else:
-        ops = s.words or [WordOp(-1, s.before), WordOp(1, s.after)]
+    ops = render.section_ops(s)
     left, right = render.html_sides(ops)
     if s.status == "added":
         left = '<span class="muted">(not in the earlier version)</span>'
@@ -407,11 +382,6 @@ def chart_svg(changes: list[dict[str, Any]], versions: list[dict[str, Any]]) -> 
     )
 
 
-def _trim(text: str | None, limit: int) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 # ----------------------------------------------------------------------------------------
 # Atom
 
@@ -438,7 +408,7 @@ def atom_feed(
             el.text = text
         return el
 
-    feed = ET.Element(f"{{{ATOM_NS}}}feed")
+    feed = ET.Element(f"{{{ATOM_NS}}}feed", {"{http://www.w3.org/XML/1998/namespace}lang": "en"})  # titles, summaries
     sub(feed, "title", title)
     sub(feed, "id", feed_id)
     sub(feed, "updated", max((row["at"] for _, row, _ in entries), default=now))
@@ -449,8 +419,6 @@ def atom_feed(
     sub(feed, "generator", "watcher")
     for site, row, link in entries:
         entry = sub(feed, "entry")
-        if site.lang:
-            entry.set("{http://www.w3.org/XML/1998/namespace}lang", site.lang)
         topics = ", ".join(label(t) for t in row["topics"]) or "other"
         sub(entry, "title", f"{site.name}: {row['severity']} change ({topics})")
         sub(entry, "id", _uuid("change", site.name, str(row["id"]), row["at"]))
@@ -463,20 +431,18 @@ def atom_feed(
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(feed, encoding="unicode") + "\n"
 
 
-def _material_entries(sites: list[SiteInfo], link: Any) -> list[tuple[SiteInfo, dict[str, Any], str]]:
-    entries = [(s, c, link(s, c)) for s in sites for c in s.changes if c["material"]]
+def _material_entries(
+    changes: list[tuple[SiteInfo, dict[str, Any]]], link: Any
+) -> list[tuple[SiteInfo, dict[str, Any], str]]:
+    entries = [(s, c, link(s, c)) for s, c in changes if c["material"]]
     entries.sort(key=lambda e: (e[1]["at"], e[1]["id"]), reverse=True)
     return entries[:FEED_LIMIT]
 
 
-def all_feed(store: Store, sites: list[SiteInfo], *, base: str, now: str) -> str:
-    """The feed of every site; `base` ends with '/' (empty: links relative to the report root)."""
-    for s in sites:
-        if not s.changes:
-            s.changes = [
-                {k: v for k, v in c.items() if k != "sections"} for c in store.changes(s.name, material_only=True)
-            ]
-    entries = _material_entries(sites, lambda s, c: f"{base}sites/{s.slug}/changes/{c['id']}.html")
+def all_feed(store: Store, material: list[tuple[SiteInfo, dict[str, Any]]], *, base: str, now: str) -> str:
+    """The feed of every site over its (site, material change row) pairs; `base` ends with '/' (empty:
+    links relative to the report root)."""
+    entries = _material_entries(material, lambda s, c: f"{base}sites/{s.slug}/changes/{c['id']}.html")
     return atom_feed(
         title="watcher: material changes to privacy policies",
         feed_id=_uuid("feed", str(store.path.resolve())),
@@ -489,7 +455,7 @@ def all_feed(store: Store, sites: list[SiteInfo], *, base: str, now: str) -> str
 
 def site_feed(store: Store, site: SiteInfo, *, base: str, now: str) -> str:
     """One site's feed; `base` is the site folder's URL ending with '/' (empty: relative)."""
-    entries = _material_entries([site], lambda s, c: f"{base}changes/{c['id']}.html")
+    entries = _material_entries([(site, c) for c in site.changes], lambda s, c: f"{base}changes/{c['id']}.html")
     return atom_feed(
         title=f"watcher: material changes to {site.name}",
         feed_id=_uuid("feed", str(store.path.resolve()), site.name),
@@ -522,13 +488,15 @@ def not_found(what: str, now: str) -> Page:
 
 def page_for(store: Store, path: str, *, base: str, now: str | None = None) -> Page:
     """The page at a report path ('', 'index.html', 'sites/<slug>/…'); `base` is the root URL for feeds."""
-    now = now or now_iso()
+    now = now or times.now_iso()
     path = path.lstrip("/")
     names = {slug(n): n for n in store.site_names()}
     if path in ("", "index.html"):
         return Page(200, HTML, index_page([site_summary(store, n) for n in names.values()], now=now))
     if path == "feed.atom":
-        return Page(200, ATOM, all_feed(store, [site_summary(store, n) for n in names.values()], base=base, now=now))
+        sites = [site_summary(store, n) for n in names.values()]
+        material = [(s, c) for s in sites for c in store.changes(s.name, material_only=True)]
+        return Page(200, ATOM, all_feed(store, material, base=base, now=now))
     m = _SITE_PATH.match(path)
     if not m or m.group(1) not in names:
         return not_found(f"No page at /{path}.", now)
@@ -552,16 +520,16 @@ class ReportStats:
 
 
 def write_report(store: Store, out: Path, *, base_url: str = "", now: str | None = None) -> ReportStats:
-    """Write the whole static report under `out`; `base_url` makes feed links absolute."""
-    now = now or now_iso()
+    """Write the whole static report under `out`; `base_url` makes feed links absolute. A file that
+    cannot be written (permissions, full disk) is a one-line WatcherError naming it."""
+    now = now or times.now_iso()
     base = base_url.rstrip("/") + "/" if base_url else ""
     stats = ReportStats()
-    out.mkdir(parents=True, exist_ok=True)
     summaries: list[SiteInfo] = []
+    material: list[tuple[SiteInfo, dict[str, Any]]] = []
     for name in store.site_names():
         site = site_history(store, name)
         folder = out / "sites" / site.slug
-        (folder / "changes").mkdir(parents=True, exist_ok=True)
         _write(folder / "index.html", site_page(site, now=now), stats)
         _write(
             folder / "feed.atom",
@@ -571,20 +539,29 @@ def write_report(store: Store, out: Path, *, base_url: str = "", now: str | None
         for row in site.changes:
             _write(folder / "changes" / f"{row['id']}.html", change_page(site, row, now=now), stats)
             stats.changes += 1
-        site.changes = [{k: v for k, v in c.items() if k != "sections"} for c in site.changes]
-        site.versions = []
+        material += [(site, {k: v for k, v in c.items() if k != "sections"}) for c in site.changes if c["material"]]
+        site.changes, site.versions = [], []  # only the index and the feed are left to write: free the history
         summaries.append(site)
         stats.sites += 1
     _write(out / "index.html", index_page(summaries, now=now), stats)
-    _write(out / "feed.atom", all_feed(store, summaries, base=base, now=now), stats)
+    _write(out / "feed.atom", all_feed(store, material, base=base, now=now), stats)
     return stats
 
 
 def _write(path: Path, text: str, stats: ReportStats) -> None:
-    atomic_write(path, text)
-    os.chmod(path, 0o644)  # a report is for publishing: readable by a web server, not 0600 like a temp file
+    publish(path, text)
     stats.files += 1
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def publish(path: Path, text: str) -> None:
+    """Write a file meant for sharing (report page, exported version): atomically, its folder created,
+    readable by a web server (not 0600 like a temp file); failures become one line naming the file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WatcherError(f"{exc.filename or path.parent}: cannot create the folder: {exc.strerror or exc}") from None
+    try:
+        atomic_write(path, text)
+        os.chmod(path, 0o644)
+    except OSError as exc:
+        raise WatcherError(f"{path}: cannot write: {exc.strerror or exc}") from None

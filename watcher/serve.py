@@ -19,6 +19,11 @@ from .store import Store
 log = logging.getLogger("watcher.serve")
 
 
+def _error_page(status: int, message: str) -> Page:
+    """A one-line error page; the details are in the server's log."""
+    return Page(status, HTML, f"<!doctype html><html lang=en><meta charset=utf-8><p>{esc(message)}</p></html>")
+
+
 def make_server(database: str | Path, host: str = "127.0.0.1", port: int = 8080) -> ThreadingHTTPServer:
     """A server ready to `serve_forever()`; fails at once with one line if the database cannot be read."""
     database = Path(database)
@@ -44,9 +49,12 @@ def make_server(database: str | Path, host: str = "127.0.0.1", port: int = 8080)
                     page = page_for(store, path, base=f"http://{host_header}/")
                 finally:
                     store.close()
-            except WatcherError as exc:
+            except WatcherError as exc:  # the database cannot be opened (missing, locked, wrong schema)
                 log.error("%s", exc)
-                page = Page(503, HTML, f"<!doctype html><html lang=en><meta charset=utf-8><p>{esc(exc)}</p></html>")
+                page = _error_page(503, str(exc))
+            except Exception as exc:  # a damaged row or a bug: one 500 page, never a dropped connection
+                log.exception("GET %s failed", path)
+                page = _error_page(500, f"cannot build /{path.lstrip('/')}: {type(exc).__name__} (see the server log)")
             body = page.body.encode("utf-8")
             self.send_response(page.status)
             self.send_header("Content-Type", page.content_type)

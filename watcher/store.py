@@ -557,17 +557,10 @@ def atomic_write(path: Path, text: str, durable: bool = True) -> None:
 
 
 def _section_json(s: Any) -> dict[str, Any]:
-    return {
-        "status": s.status,
-        "heading": s.heading,
-        "heading_before": s.heading_before,
-        "path": list(s.path),
-        "topics": s.topics,
-        "material": s.material,
-        "before": s.before,
-        "after": s.after,
-        "words": [[w.op, w.text] for w in s.words],
-    }
+    """The same JSON as `watcher diff --json` (rows stored before it used "words" for "diff"; both read back)."""
+    from .render import section_json
+
+    return section_json(s)
 
 
 def decode_change(row: dict[str, Any]) -> dict[str, Any]:
