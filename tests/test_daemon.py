@@ -336,3 +336,59 @@ def test_health_reports_a_stale_heartbeat_and_failing_cycles(tmp_path: Path, wri
 
     proc = run_cli("health", "-c", str(dm.config_path))  # the command line agrees, in one line, exit 1
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "all failed" in proc.stderr
+
+
+def test_cycles_share_one_fetcher_and_a_reload_replaces_it(tmp_path: Path, write_config) -> None:
+    """Keep-alive across cycles (the server sees one connection), a fresh fetcher after a reload."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    page = samples.page("planiso").encode()
+    ports: list[int] = []
+
+    class KeepAlive(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            ports.append(self.client_address[1])
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), KeepAlive)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    path = write_config(f'[[site]]\nname = "acme"\nurl = "http://127.0.0.1:{httpd.server_address[1]}/p"\n')
+    config = load(path)
+    dm = daemon_mod.Daemon(path, config)
+    dm.store = Store(config.settings.database, config.settings.snapshots)
+    dm.cycle_store = Store(config.settings.database, config.settings.snapshots)
+
+    def one_cycle() -> None:
+        dm.due["acme"] = time.time()
+        dm._start_cycle()
+        assert dm.cycle is not None
+        dm.cycle.thread.join(30)
+        while dm.cycle is not None:
+            dm._handle(dm.events.get(timeout=5))
+
+    try:
+        first = dm.fetcher
+        one_cycle()
+        one_cycle()
+        assert len(ports) == 2 and ports[0] == ports[1]  # the second cycle reused the connection
+        dm._reload("test")
+        assert dm.fetcher is not first and not first._clients  # the old one is closed at once (no cycle ran)
+        one_cycle()
+        assert len(ports) == 3 and ports[2] != ports[0]
+    finally:
+        dm.fetcher.close()
+        dm.store.close()
+        dm.cycle_store.close()
+        httpd.shutdown()
+        httpd.server_close()

@@ -420,3 +420,40 @@ def test_the_readme_fault_table_has_a_row_for_every_scenario() -> None:
     rows = [line.split(" | ")[0].removeprefix("| ") for line in block.splitlines() if line.startswith("| ")]
     assert rows[1:] == [s.fault for s in SCENARIOS]
     assert all(" | no | no | " in line for line in block.splitlines()[2:] if line.startswith("| "))
+
+
+def test_status_and_config_errors_never_show_url_credentials(tmp_path: Path, monkeypatch) -> None:
+    """`watcher status --json` and a config error quote URLs after ${VAR} expansion: redacted."""
+    from watcher.config import load
+    from watcher.errors import ConfigError
+    from watcher.logs import redact
+    from watcher.schedule import site_status
+
+    monkeypatch.setenv("WATCHER_T_PASS", "hunter2-site-password")
+    monkeypatch.setenv("WATCHER_T_TOKEN", "tok-3f9a8b7c6d5e")
+    cfg = tmp_path / "sites.toml"
+    site = '[[site]]\nname = "acme"\nurl = "{url}"\n'
+    head = f'[settings]\ndatabase = "{(tmp_path / "w.db").as_posix()}"\n'
+    cfg.write_text(
+        head + site.format(url="https://admin:${WATCHER_T_PASS}@example.org/privacy?token=${WATCHER_T_TOKEN}"),
+        encoding="utf-8",
+    )
+    config = load(cfg)
+    store = Store(config.settings.database)
+    try:
+        shown = json.dumps(site_status(config, store))
+    finally:
+        store.close()
+    assert "example.org/privacy" in shown
+    assert "hunter2" not in shown and "tok-3f9a" not in shown
+
+    cfg.write_text(head + site.format(url="ftp://${WATCHER_T_TOKEN}@example.org/?key=${WATCHER_T_PASS}"), "utf-8")
+    with pytest.raises(ConfigError) as err:
+        load(cfg)
+    assert "'url' must be an http:// or https:// URL" in str(err.value)
+    assert "hunter2" not in str(err.value) and "tok-3f9a" not in str(err.value)
+
+    # a bare token as the URL's user name is a credential too
+    assert redact("https://tok-3f9a8b7c6d5e@api.example.org/v1") == "https://***@api.example.org/v1"
+    assert redact("http://admin:pw@host/x?token=abc&page=2") == "http://***:***@host/x?token=***&page=2"
+    assert redact("https://example.org/a?q=x@y") == "https://example.org/a?q=x@y"  # not a user name

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import hashlib
 import socket
+import threading
 import time
 
 import brotli
@@ -439,3 +441,45 @@ def test_failed_fetch_is_recorded_without_a_version(
     finally:
         store.close()
     assert not (tmp_path / "snap" / "acme").exists()
+
+
+def test_a_truncated_brotli_body_is_an_error(web: HTTPServer, fetcher: Fetcher) -> None:
+    """Like gzip: a stream cut before its end marker is half a page, never a policy."""
+    paragraphs = "".join(
+        f"<p>Record {i}: we keep {hashlib.sha256(str(i).encode()).hexdigest()}.</p>" for i in range(300)
+    )
+    whole = brotli.compress(f"<html><body>{paragraphs}</body></html>".encode())  # half of it decodes to text
+    web.expect_request("/br").respond_with_data(
+        whole[: len(whole) // 2], content_type="text/html", headers={"Content-Encoding": "br"}
+    )
+    res = fetcher.fetch(web.url_for("/br"))
+    assert not res.ok and res.error_kind == "truncated", res.error
+    assert res.body == b""
+
+
+def test_waiting_for_the_host_slot_is_not_counted_against_the_page(web: HTTPServer) -> None:
+    """per_host = 1: the second page waits for the first, then gets its full body deadline
+    (2 x timeout) and reports its own duration, not the wait."""
+    pieces, every = 6, 0.2  # each body takes 1.2 s to arrive; the deadline is 2 s
+
+    def stream():
+        yield b"<html><body><main><h1>Privacy</h1>"
+        for _ in range(pieces):
+            time.sleep(every)
+            yield b"<p>We keep your data safe and never sell it to anyone.</p>"
+        yield b"</main></body></html>"
+
+    web.expect_request("/slow").respond_with_handler(
+        lambda _req: Response(stream(), content_type="text/html", direct_passthrough=True)
+    )
+    results = []
+    with Fetcher(user_agent="t", timeout=1.0, per_host=1) as f:
+        threads = [threading.Thread(target=lambda: results.append(f.fetch(web.url_for("/slow")))) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    assert len(results) == 2
+    for res in results:
+        assert res.ok, res.error
+        assert res.duration_ms < 2000

@@ -13,12 +13,13 @@ import json
 import os
 import re
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .logs import redact
 from .topics import TOPIC_IDS
 
 DEFAULT_USER_AGENT = "watcher/0.1 (privacy-policy change monitor; +https://github.com/watcher-policy/watcher)"
@@ -31,7 +32,9 @@ class Settings:
     database: str = "watcher.db"
     snapshots: str = "snapshots"
     user_agent: str = DEFAULT_USER_AGENT
-    timeout: float = 30.0  # seconds, per request (connect, each read, and the whole body)
+    # seconds: connect (capped at 15 s) and each read; the whole body must arrive within 2x,
+    # and a watchdog closes a fetch that outlives 3x in all (headers trickled byte by byte)
+    timeout: float = 30.0
     max_bytes: int = 10_000_000  # decoded body size cap
     concurrency: int = 8  # pages fetched at once
     per_host: int = 2  # pages fetched at once from one host
@@ -44,7 +47,11 @@ class Settings:
     normalize_budget: float = 20.0  # seconds of CPU a page may take to normalize
     notify_every: int = 60  # seconds between outbox delivery rounds in `watcher run`
     max_attempts: int = 8  # delivery attempts before an outbox row is marked failed
-    workers: int = 0  # processes for normalization (0 = one per core)
+    # processes that parse new bodies (normalize, guard, date, classify): 0 = automatic (one per
+    # usable core, when there is more than one core and a cycle has enough pages to pay for the
+    # fork), N = N processes. The WATCHER_WORKERS environment variable overrides it; there 0
+    # means no processes at all (parse in the fetch threads).
+    workers: int = 0
 
 
 @dataclass
@@ -59,8 +66,10 @@ class Site:
     verify_tls: bool = True
 
     def settings_hash(self) -> str:
-        """What changes the extracted text: a new selector means a new baseline, not a change."""
-        key = json.dumps([self.url, self.selector, self.remove], sort_keys=True)
+        """What decides which part of the page is the policy (`selector`, `remove`): text extracted
+        under other settings is a new baseline, not a change. The URL is left out on purpose: a
+        policy that moved, or a rotated ?token=, is still the same policy, compared as usual."""
+        key = json.dumps([self.selector, self.remove], sort_keys=True)
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -101,12 +110,12 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def parse_duration(value: Any) -> int:
-    """ "6h", "1d", "1h30m", "45s" or a number of seconds; raises ValueError."""
+    """ "6h", "1d", "1h30m", "45s" or a number of seconds (at least 1); raises ValueError."""
     if isinstance(value, bool):
         raise ValueError("not a duration")
     if isinstance(value, (int, float)):
-        if value <= 0:
-            raise ValueError("must be positive")
+        if value < 1:  # 0.5 would become 0 seconds: a site checked in a busy loop
+            raise ValueError("must be at least one second")
         return int(value)
     text = str(value).strip().replace(" ", "")
     if not text:
@@ -117,18 +126,22 @@ def parse_duration(value: Any) -> int:
             raise ValueError(text)
         total += float(m.group(1)) * _UNITS[m.group(2).lower()]
         pos = m.end()
-    if pos != len(text) or total <= 0:
+    if pos != len(text) or total < 1:
         raise ValueError(text)
     return int(total)
 
 
 def parse_size(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
+    """10000000, "10MB", "512 KiB"... in bytes (at least 1); raises ValueError."""
+    if isinstance(value, bool):
+        raise ValueError("not a size")
     m = _SIZE.match(str(value))
     if not m:
         raise ValueError(str(value))
-    return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
+    size = int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
+    if size < 1:  # a cap of 0 bytes would refuse every page
+        raise ValueError(str(value))
+    return size
 
 
 def expand_env(value: str, where: str) -> str:
@@ -179,11 +192,12 @@ def _want(value: Any, kind: type | tuple[type, ...], where: str, key: str, what:
 
 
 def check_url(url: str, where: str, key: str = "url") -> str:
+    """`url` if it is http(s) with a host; the error quotes it redacted (it is already ${VAR}-expanded)."""
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https"):
-        raise ConfigError(f"{where}: {key!r} must be an http:// or https:// URL, not {url!r}")
+        raise ConfigError(f"{where}: {key!r} must be an http:// or https:// URL, not {redact(url)!r}")
     if not parts.hostname:
-        raise ConfigError(f"{where}: {key!r} has no host name: {url!r}")
+        raise ConfigError(f"{where}: {key!r} has no host name: {redact(url)!r}")
     return url
 
 
@@ -399,7 +413,3 @@ def parse(raw: dict[str, Any], path: Path) -> Config:
         sub_names.add(sub.name)
         subscribers.append(sub)
     return Config(path=path, settings=settings, sites=sites, subscribers=subscribers)
-
-
-def settings_dict(settings: Settings) -> dict[str, Any]:
-    return asdict(settings)

@@ -2,12 +2,18 @@
 
 Pages are fetched by a pool of threads (the sync httpx client: faster than its async one
 here, issue 10); a body whose hash equals the last one stops there, undecoded and unparsed.
-New bodies are decoded, normalized, rendered, dated and compressed in worker processes, one
-per core, so parsing runs beside fetching instead of behind the GIL. The store is written
-by the calling thread only, one transaction per site, so the database has a single writer
-and a crash loses at most the site being written. At most a few pages per thread are in
-flight, so memory does not grow with the number of sites. A site that fails is recorded on
-its state and the cycle goes on: nothing here raises because one site went wrong.
+New bodies are decoded, normalized, guarded, rendered and dated in worker processes
+(`parse_workers`), which also run the drop guard and classify the change against the version
+stored when the page was handed over, so parsing runs beside fetching instead of behind the
+GIL. The store is written by the calling thread only, each site's check in one transaction.
+Routine results (unchanged, failed) are committed in batches (BATCH results or BATCH_SECONDS);
+a new version, a change or a held candidate is committed, and announced, at once. So a crash
+loses at most the open batch of routine results, never an announced version, and the loop
+never waits for a page with a batch open: a concurrent `watcher check` or the daemon's
+heartbeat waits at most BATCH_SECONDS for the write lock, not for a slow server. At most a few
+pages per thread are in flight, so memory does not grow with the number of sites. A site that
+fails is recorded on its state and the cycle goes on: nothing here raises because one site went
+wrong (storage failures do, as one-line StoreErrors).
 """
 
 from __future__ import annotations
@@ -22,22 +28,25 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
+from typing import Any
 
 from . import guard
 from .config import Config, Site
-from .fetch import Fetcher, decode_body, now_iso
+from .fetch import Fetcher, decode_body
 from .logs import redact
 from .models import Change, FetchResult
 from .store import Store, body_hash, pack_body, text_hash
+from .times import in_seconds, now_iso
 
 log = logging.getLogger("watcher.cycle")
 
-# Unchanged and failed checks are committed in batches (one commit per BATCH results or
-# BATCH_SECONDS); a new or changed version is committed, and announced, at once.
+# Unchanged and failed checks are committed in batches (one commit per BATCH results, or
+# BATCH_SECONDS after the batch opened); a new or changed version is committed, and announced, at once.
 BATCH = 64
 BATCH_SECONDS = 0.25
+STOP_POLL = 0.25  # seconds between looks at stop() while every page in flight is still out
+REBASELINE_REASON = "new baseline: selector/remove changed"
 
 
 @dataclass
@@ -62,29 +71,6 @@ class SiteResult:
 
 
 @dataclass
-class Prepared:
-    """A fetch plus what the worker could compute without the database."""
-
-    site: Site
-    fetch: FetchResult
-    same_body: bool = False
-    markdown: str = ""
-    error: str | None = None
-    error_kind: str | None = None
-    seconds: float = 0.0
-    digest: str = ""  # sha256 of the body, computed once in the fetch thread
-    needs_parse: bool = False  # a new body, waiting for a parse worker
-    text_hash: str = ""
-    effective: str | None = None  # the policy's stated date
-    prev_hash: str = ""  # computed by the parse worker against this previous version:
-    drop: guard.Verdict | None = None  # ... the suspicious-drop verdict
-    change: Change | None = None  # ... and the classified change
-    packed: bytes | None = None  # the body compressed for the store, by the parse worker
-    title: str = ""
-    lang: str = ""
-
-
-@dataclass
 class Parsed:
     """What `parse_page` computed for one body (crosses the process boundary, so kept small:
     the Markdown, not the Document, whose many small objects cost more to pickle than to rebuild
@@ -95,7 +81,7 @@ class Parsed:
     markdown: str = ""
     text_hash: str = ""
     effective: str | None = None
-    packed: bytes | None = None
+    packed: bytes | None = None  # the body compressed for the store; None when the text is the stored one
     error: str | None = None
     error_kind: str | None = None
     prev_hash: str = ""  # the version `drop` and `change` were computed against
@@ -103,12 +89,25 @@ class Parsed:
     change: Change | None = None
 
 
+@dataclass
+class Prepared:
+    """A fetch plus what a fetch thread or parse worker computed from it, without the database."""
+
+    site: Site
+    fetch: FetchResult
+    digest: str = ""  # sha256 of the body, computed once in the fetch thread
+    same_body: bool = False  # the bytes of the last check: nothing decoded or parsed
+    needs_parse: bool = False  # a new body, waiting for a parse worker
+    parsed: Parsed | None = None  # set once a new body parsed cleanly
+    error: str | None = None  # the page could not be parsed (or the check crashed)
+    error_kind: str | None = None
+
+
 def parse_page(
     body: bytes,
     content_type: str,
     site: Site,
     budget: float,
-    text: str = "",
     prev: tuple[str, str, str] | None = None,
     drop_ratio: float = 0.5,
 ) -> Parsed:
@@ -116,30 +115,41 @@ def parse_page(
     compress, and, given the previous version `prev` (text hash, Markdown, lang), the
     suspicious-drop verdict and the classified change.
 
-    Pure of the network and the database, so it can run in a worker process.
+    Pure of the network and the database, so it can run in a worker process; never raises,
+    so a parser or classifier bug is one site's error, not the cycle's.
     """
     # imported where used: a cycle with nothing new never loads the parser (~45 ms of start-up)
     from .dates import effective_date
     from .normalize import NormalizeError, normalize, to_markdown
 
-    if not text:
-        text, _ = decode_body(body, content_type)
     try:
+        text, _ = decode_body(body, content_type)
         doc = normalize(text, selector=site.selector, remove=site.remove, lang=site.lang, budget_s=budget)
+        verdict = guard.assess_page(doc, text)
+        if verdict.kind == "error":
+            return Parsed(error=verdict.reason, error_kind=verdict.error_kind)
+        markdown = to_markdown(doc)
+        parsed = Parsed(doc.title, doc.lang, markdown, text_hash(markdown), effective_date(doc))
     except NormalizeError as exc:
         return Parsed(error=str(exc), error_kind="normalize")
-    except Exception as exc:  # a parser bug must not stop the cycle
+    except Exception as exc:
         log.exception("site %s: normalization failed", site.name)
         return Parsed(error=f"normalization failed: {type(exc).__name__}: {exc}", error_kind="normalize")
-    verdict = guard.assess_page(doc, text)
-    if verdict.kind == "error":
-        return Parsed(error=verdict.reason, error_kind=verdict.error_kind)
-    markdown = to_markdown(doc)
-    parsed = Parsed(doc.title, doc.lang, markdown, text_hash(markdown), effective_date(doc), pack_body(body))
-    if prev is not None and prev[0] != parsed.text_hash:
+    if prev is not None and prev[0] == parsed.text_hash:
+        return parsed  # same text, other bytes: the body is not stored, so not compressed either
+    parsed.packed = pack_body(body)
+    if prev is not None:
         parsed.prev_hash = prev[0]
-        parsed.drop, parsed.change = compare(prev[1], prev[2], markdown, doc.lang, drop_ratio)
+        try:
+            parsed.drop, parsed.change = compare(prev[1], prev[2], markdown, doc.lang, drop_ratio)
+        except Exception as exc:
+            log.exception("site %s: classification failed", site.name)
+            return _classify_failed(exc)
     return parsed
+
+
+def _classify_failed(exc: Exception) -> Parsed:
+    return Parsed(error=f"classification failed: {type(exc).__name__}: {exc}", error_kind="classify")
 
 
 def compare(
@@ -157,27 +167,36 @@ def _apply(prep: Prepared, parsed: Parsed) -> Prepared:
     prep.needs_parse = False
     if parsed.error:
         prep.error, prep.error_kind = parsed.error, parsed.error_kind
-        return prep
-    prep.title, prep.lang, prep.markdown, prep.text_hash = parsed.title, parsed.lang, parsed.markdown, parsed.text_hash
-    prep.effective, prep.packed = parsed.effective, parsed.packed
-    prep.prev_hash, prep.drop, prep.change = parsed.prev_hash, parsed.drop, parsed.change
+    else:
+        prep.parsed = parsed
     return prep
 
 
 # Worker processes pay off once a cycle has a few new bodies to parse (a fork costs ~5 ms,
-# a page ~20 ms of CPU); WATCHER_WORKERS overrides the count (0: parse in the fetch threads).
+# a page ~20 ms of CPU).
 MIN_PAGES_FOR_WORKERS = 8
 
 
-def parse_workers(pages: int) -> int:
-    """Worker processes for a cycle of `pages` sites: one per usable core, none where fork is unsafe."""
+def parse_workers(pages: int, setting: int = 0) -> int:
+    """Parse processes for a cycle of `pages` sites.
+
+    WATCHER_WORKERS wins (0 there: parse in the fetch threads); else `settings.workers`: N >= 1
+    is N processes, 0 is automatic, one per usable core on Linux when there are several cores
+    and at least MIN_PAGES_FOR_WORKERS pages. None where fork is unavailable (the pool forks).
+    """
     env = os.environ.get("WATCHER_WORKERS", "").strip()
     if env.isdigit():
-        return int(env)
-    if sys.platform != "linux" or pages < MIN_PAGES_FOR_WORKERS:
+        wanted = int(env)
+    elif setting > 0:
+        wanted = setting
+    else:
+        if sys.platform != "linux" or pages < MIN_PAGES_FOR_WORKERS:
+            return 0
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        wanted = cores if cores > 1 else 0
+    if wanted and "fork" not in multiprocessing.get_all_start_methods():
         return 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return cores if cores > 1 else 0
+    return wanted
 
 
 class _Parsers:
@@ -186,32 +205,56 @@ class _Parsers:
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self.pool: ProcessPoolExecutor | None = None
+        self.current: set[Future[Parsed]] = set()  # futures of `pool`, not of a pool already replaced
 
     def submit(
         self, prep: Prepared, budget: float, prev: tuple[str, str, str] | None = None, drop_ratio: float = 0.5
     ) -> Future[Parsed]:
+        args = (parse_page, prep.fetch.body, prep.fetch.content_type, prep.site, budget, prev, drop_ratio)
+        try:
+            fut = self._pool().submit(*args)
+        except BrokenProcessPool:
+            # a worker died and its pool takes no more work (its futures still fail, each for
+            # its own page, once collected): this page goes to a new pool
+            self._drop()
+            fut = self._pool().submit(*args)
+        self.current.add(fut)
+        return fut
+
+    def _pool(self) -> ProcessPoolExecutor:
         if self.pool is None:
             # fork: the children inherit the imported parser (no start-up imports) and run only
             # pure code (no httpx, no sqlite), so the fetch threads' locks are never touched.
             from . import dates, normalize  # noqa: F401 - loaded once here, before the fork
 
             self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"))
-        return self.pool.submit(
-            parse_page, prep.fetch.body, prep.fetch.content_type, prep.site, budget, "", prev, drop_ratio
-        )
+        return self.pool
 
-    def reset(self) -> None:
+    def _drop(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = None
+            self.current.clear()
+
+    def done(self, fut: Future) -> None:
+        self.current.discard(fut)
+
+    def reset(self, failed: Future) -> None:
+        """After a worker died: drop the broken pool (the next page starts a new one), unless
+        `failed` came from a pool already replaced, whose late failures must not end the new one."""
+        if failed in self.current:
+            self._drop()
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
+            self.current.clear()
 
 
 def make_fetcher(config: Config) -> Fetcher:
+    """The fetcher for a config's settings; long-lived callers (the daemon) keep one for its
+    keep-alive connections and TLS contexts."""
     s = config.settings
     return Fetcher(
         user_agent=s.user_agent,
@@ -228,7 +271,6 @@ def prepare(site: Site, fetcher: Fetcher, state: dict, budget: float, inline: bo
 
     Without `inline` a new body is left for a parse worker (`needs_parse`).
     """
-    start = time.monotonic()
     if not site.verify_tls:
         log.warning("site %s: TLS certificate verification is off (verify_tls = false)", site.name)
     result = fetcher.fetch(
@@ -249,13 +291,13 @@ def prepare(site: Site, fetcher: Fetcher, state: dict, budget: float, inline: bo
     if not inline:
         prep.needs_parse = True
         return prep
-    _apply(prep, parse_page(result.body, result.content_type, site, budget))
-    prep.seconds = time.monotonic() - start
-    return prep
+    return _apply(prep, parse_page(result.body, result.content_type, site, budget))
 
 
-def _due_in(seconds: float) -> str:
-    return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def _extracted_otherwise(store: Store, site: Site) -> bool:
+    """Was the newest version extracted under another selector/remove? (Unknown counts as no.)"""
+    stored = store.version_settings_hash(site.name)
+    return stored is not None and stored != site.settings_hash()
 
 
 def run_cycle(
@@ -267,7 +309,11 @@ def run_cycle(
     on_result: Callable[[SiteResult], None] | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> list[SiteResult]:
-    """Check the given sites (all by default) once; never raises for a site's failure."""
+    """Check the given sites (all by default) once; never raises for a site's failure.
+
+    `on_result` hears of each result once it is committed; `fetcher` lets a long-lived caller
+    reuse its connections (else one is made and closed here).
+    """
     sites = list(sites if sites is not None else config.sites)
     own_fetcher = fetcher is None
     fetcher = fetcher or make_fetcher(config)
@@ -277,11 +323,15 @@ def run_cycle(
         for site in sites:
             # the database keeps the URL without its credentials (user:password@, ?token=)
             store.upsert_site(site.name, redact(site.url), site.settings_hash(), now)
+            if _extracted_otherwise(store, site):
+                # a new selector/remove: refetch and reparse in full, whatever the validators
+                # say; record() makes the result a new baseline, not a change
+                store.update_state(site.name, etag=None, last_modified=None, last_body_hash=None)
     states = {site.name: store.state(site.name) for site in sites}
     order = {site.name: i for i, site in enumerate(sites)}
     budget = config.settings.normalize_budget
     threads = max(1, config.settings.concurrency)
-    parsers = _Parsers(parse_workers(len(sites)))
+    parsers = _Parsers(parse_workers(len(sites), config.settings.workers))
     writes: list[Future[None]] = []
 
     def todo() -> Iterator[Site]:
@@ -305,6 +355,8 @@ def run_cycle(
             parsing: dict[Future[Parsed], Prepared] = {}
             window = threads * 3  # pages in flight: bounded, whatever the number of sites
             finished: SimpleQueue[Future] = SimpleQueue()  # O(1) per page, unlike wait() on all in flight
+            unannounced: list[SiteResult] = []  # recorded in the open batch, not yet committed
+            batch_until = 0.0
 
             def fill() -> None:
                 while len(fetching) + len(parsing) < window:
@@ -316,49 +368,56 @@ def run_cycle(
                     fetching[fut] = site
                     fut.add_done_callback(finished.put)
 
+            def flush() -> None:
+                """Commit the open batch, then announce it (snapshot files, `on_result`)."""
+                store.commit()
+                for done in unannounced:
+                    if done.outcome in ("new", "changed"):
+                        _snapshots(store, done.site, io.submit, writes)
+                    if on_result:
+                        on_result(done)
+                unannounced.clear()
+
             fill()
-            unannounced: list[SiteResult] = []
-            batch_until = time.monotonic() + BATCH_SECONDS
             while fetching or parsing:
                 if stop and stop():
                     for fut in [*fetching, *parsing]:
                         fut.cancel()
                     break
-                prep = _collect(finished.get(), fetching, parsing, parsers)
-                if prep is None:
+                # never wait for a page with the batch open: it holds the database's write lock
+                wait = max(0.0, batch_until - time.monotonic()) if unannounced else STOP_POLL
+                try:
+                    done_fut = finished.get(timeout=wait)
+                except Empty:
+                    if unannounced:
+                        flush()
                     continue
+                prep = _collect(done_fut, fetching, parsing, parsers)
                 if prep.needs_parse:
                     # the worker also classifies the change, against the version stored now
-                    last = store.latest_version(prep.site.name)
-                    prev = (last["text_hash"], last["markdown"], last["lang"] or "") if last else None
+                    # (none for a new baseline: there is nothing to compare with)
+                    prev = None
+                    if not _extracted_otherwise(store, prep.site):
+                        last = store.latest_version(prep.site.name)
+                        prev = (last["text_hash"], last["markdown"], last["lang"] or "") if last else None
                     parsed = parsers.submit(prep, budget, prev, config.settings.hold_drop_ratio)
                     parsing[parsed] = prep
                     parsed.add_done_callback(finished.put)
                     continue
-                store.begin()  # joined by record()'s own transaction, committed below
-                res = record(config, store, prep, states[prep.site.name])
+                if not unannounced:
+                    batch_until = time.monotonic() + BATCH_SECONDS
+                store.begin()  # joined by record()'s own transaction, committed by flush()
+                res = record(config, store, prep)
                 results.append(res)
                 unannounced.append(res)
                 if (
-                    res.outcome in ("new", "changed", "held")
+                    res.outcome in ("new", "changed", "held")  # acknowledged (committed) at once
                     or len(unannounced) >= BATCH
-                    or time.monotonic() > batch_until
+                    or time.monotonic() >= batch_until
                 ):
-                    # a new version is acknowledged (committed) at once; routine results go in batches
-                    store.commit()
-                    batch_until = time.monotonic() + BATCH_SECONDS
-                    for done in unannounced:
-                        if done.outcome in ("new", "changed"):
-                            _snapshots(store, done.site, io.submit, writes)
-                        if on_result:
-                            on_result(done)
-                    unannounced.clear()
+                    flush()
                 fill()
-            store.commit()
-            for done in unannounced:
-                if on_result:
-                    on_result(done)
-            unannounced.clear()
+            flush()
             for w in writes:
                 try:
                     w.result()
@@ -383,29 +442,36 @@ def run_cycle(
 
 def _collect(
     fut: Future, fetching: dict[Future[Prepared], Site], parsing: dict[Future[Parsed], Prepared], parsers: _Parsers
-) -> Prepared | None:
-    """The Prepared a finished fetch or parse future stands for (None if the fetch thread crashed)."""
+) -> Prepared:
+    """The Prepared a finished fetch or parse future stands for; a crash becomes its site's error,
+    so the site is still recorded (a fetches row, its state, a result the daemon reschedules)."""
     if fut in fetching:
         site = fetching.pop(fut)
         try:
             return fut.result()
-        except Exception:  # defensive: prepare() handles its own errors
-            log.exception("fetch worker crashed on site %s", site.name)
-            return None
+        except Exception as exc:  # a bug in prepare() or the fetcher
+            log.exception("site %s: the check crashed", site.name)
+            message = redact(f"internal error: {type(exc).__name__}: {exc}")
+            return Prepared(site, FetchResult(url=site.url, fetched_at=now_iso()), error=message, error_kind="internal")
     prep = parsing.pop(fut)
+    prep.needs_parse = False
     try:
         return _apply(prep, fut.result())
     except BrokenProcessPool:
         # a worker died (out of memory, a crash in the parser): this page fails, the rest go on
         log.error("site %s: the parse worker process died", prep.site.name)
-        parsers.reset()
+        parsers.reset(fut)
         prep.error, prep.error_kind = "normalization failed: the parse worker process died", "normalize"
-        prep.needs_parse = False
         return prep
-    except Exception as exc:
-        prep.error, prep.error_kind = f"normalization failed: {type(exc).__name__}: {exc}", "normalize"
-        prep.needs_parse = False
+    except Exception as exc:  # parse_page returns its own errors: this is the pool or pickling
+        log.error("site %s: the parse worker failed: %s: %s", prep.site.name, type(exc).__name__, exc)
+        prep.error, prep.error_kind = (
+            redact(f"internal error in a parse worker: {type(exc).__name__}: {exc}"),
+            "internal",
+        )
         return prep
+    finally:
+        parsers.done(fut)
 
 
 def _write_all(todo: list[tuple]) -> None:
@@ -413,25 +479,28 @@ def _write_all(todo: list[tuple]) -> None:
         fn(*args)
 
 
-def _snapshots(store: Store, site: str, submit: Callable | None = None, writes: list | None = None) -> None:
-    """Bring a site's snapshot files up to date; with `submit`, the file writes (fsyncs) go to a thread.
+def _snapshots(store: Store, site: str, submit: Callable, writes: list) -> None:
+    """Bring a site's snapshot files up to date, the file writes (fsyncs) in a thread via `submit`.
 
     A site's files are written in order (its version file, then latest.md), as without threads.
     """
     try:
-        if submit is None or writes is None:
-            store.ensure_snapshots(site)
-        else:
-            todo: list[tuple] = []
-            store.ensure_snapshots(site, write=lambda *a: todo.append(a))
-            if todo:
-                writes.append(submit(_write_all, todo))
+        todo: list[tuple] = []
+        store.ensure_snapshots(site, write=lambda *a: todo.append(a))
+        if todo:
+            writes.append(submit(_write_all, todo))
     except OSError as exc:
         log.error("site %s: cannot write snapshot files under %s: %s", site, store.snapshots, exc.strerror)
 
 
-def record(config: Config, store: Store, prep: Prepared, state: dict) -> SiteResult:
-    """Write one site's check in one transaction and return what happened."""
+def record(config: Config, store: Store, prep: Prepared) -> SiteResult:
+    """Write one site's check in one transaction and return what happened.
+
+    Run inside the cycle's batch (see the module docstring), the transaction is a savepoint of it.
+    The site's state is read here, inside the transaction, not taken from the cycle's start, so
+    failure counts, failure alerts and a held candidate stay right when `watcher run` and
+    `watcher check` overlap.
+    """
     site, fetch = prep.site, prep.fetch
     at = fetch.fetched_at or now_iso()
     base = {
@@ -440,21 +509,17 @@ def record(config: Config, store: Store, prep: Prepared, state: dict) -> SiteRes
         "duration_ms": fetch.duration_ms,
         "bytes": len(fetch.body),
     }
-    interval = config.interval(site)
     with store.transaction():
+        state = store.state(site.name)
         error = fetch.error or prep.error
         if error:
             kind = fetch.error_kind or prep.error_kind
             return _record_failure(config, store, site, state, base, error, kind, fetch)
         prev = store.latest_version(site.name, markdown=False)  # the text is read only if it changed
-        succeeded = {
-            "consecutive_failures": 0,
-            "last_check": at,
-            "last_success": at,
-            "last_error": None,
-            "next_due": _due_in(interval),
-            "retry_not_before": None,
-        }
+
+        def result(outcome: str, reason: str, version: int | None, **more: Any) -> SiteResult:
+            return SiteResult(site.name, outcome, reason, fetch.status, fetch.duration_ms, version, **more)
+
         if fetch.not_modified or prep.same_body:
             if prev is None:
                 # a conditional answer without a baseline: forget the validators, fetch in full next time
@@ -467,91 +532,146 @@ def record(config: Config, store: Store, prep: Prepared, state: dict) -> SiteRes
                 )
                 store.update_state(site.name, etag=None, last_modified=None, last_body_hash=None, last_check=at)
                 return SiteResult(site.name, "error", "304 without a stored version; will refetch", fetch.status)
-            store.record_fetch(site.name, **base, outcome="unchanged", version_id=prev["id"])
-            _recovered(config, store, site, state, at)
             # the server still serves the stored version: a held shorter candidate is not confirmed
-            store.update_state(site.name, **succeeded, held=None, last_outcome="unchanged")
-            reason = "304 Not Modified" if fetch.not_modified else "same bytes as last time"
-            return SiteResult(site.name, "unchanged", reason, fetch.status, fetch.duration_ms, prev["seq"])
-        assert prep.markdown
-        digest = store.put_body(fetch.body, fetch.content_type, digest=prep.digest, packed=prep.packed)
+            _succeeded(config, store, site, state, base, "unchanged", {"version_id": prev["id"]}, {})
+            return result(
+                "unchanged", "304 Not Modified" if fetch.not_modified else "same bytes as last time", prev["seq"]
+            )
+
+        parsed = prep.parsed
+        assert parsed is not None and parsed.markdown
+        digest = prep.digest
         validators = {
             "etag": fetch.headers.get("etag"),
             "last_modified": fetch.headers.get("last-modified"),
             "last_body_hash": digest,
         }
-        new_hash = prep.text_hash or text_hash(prep.markdown)
-        if prev is not None and prev["text_hash"] == new_hash:
-            store.record_fetch(site.name, **base, outcome="unchanged", body_hash=digest, version_id=prev["id"])
-            _recovered(config, store, site, state, at)
-            store.update_state(site.name, **succeeded, **validators, held=None, last_outcome="unchanged")
+        rebaseline = prev is not None and _extracted_otherwise(store, site)
+        if prev is not None and prev["text_hash"] == parsed.text_hash:
+            if rebaseline:  # the new selector/remove extracts the same text: it is the baseline
+                store.set_version_settings(prev["id"], site.settings_hash())
+            # the body is not stored: pages whose bytes change on every fetch (tokens, timestamps)
+            # would add a row per check; last_body_hash still moves, so the same bytes skip parsing
+            _succeeded(
+                config,
+                store,
+                site,
+                state,
+                base,
+                "unchanged",
+                {"body_hash": digest, "version_id": prev["id"]},
+                validators,
+            )
             reason = "same policy text" + ("; the held shorter version was not confirmed" if state.get("held") else "")
-            return SiteResult(site.name, "unchanged", reason, fetch.status, fetch.duration_ms, prev["seq"])
-        if prev is None:
-            v = _add_version(store, site, prep, digest, at)
-            store.record_fetch(site.name, **base, outcome="new", body_hash=digest, version_id=v["id"])
-            _recovered(config, store, site, state, at)
-            store.update_state(site.name, **succeeded, **validators, held=None, last_outcome="new")
-            return SiteResult(site.name, "new", "first version", fetch.status, fetch.duration_ms, v["seq"])
+            return result("unchanged", reason, prev["seq"])
+        if prev is None or rebaseline:
+            # a first version, or text extracted under a new selector/remove: a baseline, never a change
+            store.put_body(fetch.body, fetch.content_type, digest=digest, packed=parsed.packed)
+            v = _add_version(store, site, parsed, digest, at)
+            _succeeded(
+                config, store, site, state, base, "new", {"body_hash": digest, "version_id": v["id"]}, validators
+            )
+            return result("new", "first version" if prev is None else REBASELINE_REASON, v["seq"])
 
-        if prep.change is not None and prep.prev_hash == prev["text_hash"]:
-            drop, change = prep.drop, prep.change  # computed by the parse worker
-        else:  # parsed in this process, or another writer stored a version meanwhile
+        if parsed.change is not None and parsed.drop is not None and parsed.prev_hash == prev["text_hash"]:
+            drop, change = parsed.drop, parsed.change  # computed by the parse worker
+        else:  # parsed in a fetch thread, or another writer stored a version meanwhile
             prev_markdown, prev_lang = store.version_markdown(prev["id"])
-            drop, change = compare(prev_markdown, prev_lang, prep.markdown, prep.lang, config.settings.hold_drop_ratio)
+            try:
+                drop, change = compare(
+                    prev_markdown, prev_lang, parsed.markdown, parsed.lang, config.settings.hold_drop_ratio
+                )
+            except Exception as exc:  # a classifier bug is this site's error, not the cycle's
+                log.exception("site %s: classification failed", site.name)
+                failed = _classify_failed(exc)
+                return _record_failure(config, store, site, state, base, failed.error or "", failed.error_kind, fetch)
         if drop.kind == "hold":
             held = json.loads(state["held"]) if state.get("held") else None
-            if not held or held.get("text_hash") != new_hash:
+            if not held or held.get("text_hash") != parsed.text_hash:
+                store.put_body(fetch.body, fetch.content_type, digest=digest, packed=parsed.packed)
                 store.record_fetch(
                     site.name, **base, outcome="held", body_hash=digest, error=drop.reason, error_kind=drop.error_kind
                 )
                 store.update_state(
                     site.name,
-                    held=json.dumps({"text_hash": new_hash, "at": at, "reason": drop.reason}),
+                    held=json.dumps({"text_hash": parsed.text_hash, "at": at, "reason": drop.reason}),
                     last_check=at,
                     last_outcome="held",
-                    next_due=_due_in(min(config.settings.confirm_after, interval)),
+                    next_due=in_seconds(min(config.settings.confirm_after, config.interval(site))),
                 )
-                return SiteResult(
-                    site.name, "held", drop.reason, fetch.status, fetch.duration_ms, error_kind=drop.error_kind
-                )
-        v = _add_version(store, site, prep, digest, at)
+                return result("held", drop.reason, None, error_kind=drop.error_kind)
+        store.put_body(fetch.body, fetch.content_type, digest=digest, packed=parsed.packed)
+        v = _add_version(store, site, parsed, digest, at)
         cid = store.add_change(site.name, prev["id"], v["id"], change, at)
-        store.record_fetch(site.name, **base, outcome="changed", body_hash=digest, version_id=v["id"], change_id=cid)
         if change.material:
             from . import notify
 
             for sub in notify.route(config, site.name, change):
                 store.queue(kind="change", subscriber=sub.name, site=site.name, change_id=cid, at=at)
-        _recovered(config, store, site, state, at)
-        store.update_state(site.name, **succeeded, **validators, held=None, last_outcome="changed", last_change_at=at)
+        _succeeded(
+            config,
+            store,
+            site,
+            state,
+            base,
+            "changed",
+            {"body_hash": digest, "version_id": v["id"], "change_id": cid},
+            {**validators, "last_change_at": at},
+        )
         reason = (
             change.summary if change.material else "not material: " + ", ".join(change.noise or ["wording unchanged"])
         )
-        return SiteResult(
-            site.name,
+        return result(
             "changed",
             reason,
-            fetch.status,
-            fetch.duration_ms,
             v["seq"],
-            cid,
-            change.material,
-            change.severity,
-            change.topics,
-            change.summary,
+            change_id=cid,
+            material=change.material,
+            severity=change.severity,
+            topics=change.topics,
+            summary=change.summary,
         )
 
 
-def _add_version(store: Store, site: Site, prep: Prepared, digest: str, at: str) -> dict:
+def _succeeded(
+    config: Config,
+    store: Store,
+    site: Site,
+    state: dict,
+    base: dict,
+    outcome: str,
+    fetch_fields: dict,
+    state_fields: dict,
+) -> None:
+    """The end of every successful check: its fetches row, a recovery notice if its failures had
+    been alerted, and its state (failures reset, next due, no held candidate, `state_fields`)."""
+    at = base["at"]
+    store.record_fetch(site.name, **base, outcome=outcome, **fetch_fields)
+    _recovered(config, store, site, state, at)
+    store.update_state(
+        site.name,
+        consecutive_failures=0,
+        last_check=at,
+        last_success=at,
+        last_error=None,
+        next_due=in_seconds(config.interval(site)),
+        retry_not_before=None,
+        held=None,
+        last_outcome=outcome,
+        **state_fields,
+    )
+
+
+def _add_version(store: Store, site: Site, parsed: Parsed, digest: str, at: str) -> dict:
     return store.add_version(
         site.name,
-        markdown=prep.markdown,
-        title=prep.title,
-        lang=prep.lang,
-        effective_date=prep.effective,
+        markdown=parsed.markdown,
+        title=parsed.title,
+        lang=parsed.lang,
+        effective_date=parsed.effective,
         body_hash=digest,
         at=at,
+        settings_hash=site.settings_hash(),
     )
 
 
@@ -562,14 +682,14 @@ def _record_failure(
     store.record_fetch(site.name, **base, outcome="error", error=error, error_kind=kind)
     retry = None
     if fetch.retry_after:
-        retry = _due_in(min(fetch.retry_after, 7 * 86_400))
+        retry = in_seconds(min(fetch.retry_after, 7 * 86_400))
     fields = {
         "consecutive_failures": failures,
         "last_check": base["at"],
         "last_error": error,
         "last_outcome": "error",
         "retry_not_before": retry,
-        "next_due": retry or _due_in(min(config.interval(site), 3600 * 2 ** min(failures - 1, 4))),
+        "next_due": retry or in_seconds(min(config.interval(site), 3600 * 2 ** min(failures - 1, 4))),
     }
     if failures >= config.settings.failure_alert_after and not state.get("failure_alerted"):
         from . import notify

@@ -32,6 +32,7 @@ import httpx
 
 from .logs import redact
 from .models import FetchResult
+from .times import now_iso
 
 log = logging.getLogger("watcher.fetch")
 
@@ -54,10 +55,6 @@ _MAGIC = {
     b"PK\x03\x04": "a ZIP archive (or an Office document)",
     b"\x1f\x8b": "gzip-compressed data",
 }
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class FetchError(Exception):
@@ -123,6 +120,8 @@ class _Decoder:
                 raise FetchError("encoding", f"corrupt {self.kind} body: {exc}") from None
 
     def finish(self) -> Iterator[bytes]:
+        """Whatever the decoder still holds; a compressed stream that stopped before its end
+        marker is a truncated body (a cut connection), never half a policy."""
         if self.kind in ("gzip", "x-gzip", "deflate"):
             try:
                 out = self._z.flush()
@@ -131,6 +130,8 @@ class _Decoder:
             yield from self._count(out)
             if not self._z.eof and self.produced:
                 raise FetchError("truncated", f"truncated {self.kind} body (the stream ended early)")
+        elif self.kind == "br" and self.produced and not self._br.is_finished():
+            raise FetchError("truncated", "truncated br body (the stream ended early)")
 
     def _count(self, out: bytes) -> Iterator[bytes]:
         if not out:
@@ -337,13 +338,18 @@ class Fetcher:
 
         `decode=False` leaves `text` empty: a check cycle decodes only bodies whose hash changed.
         """
-        result = FetchResult(url=url, fetched_at=now_iso())
-        start = time.monotonic()
+        result = FetchResult(url=url)
         host = (urlsplit(url).hostname or "").lower()
         dog = _Watchdog(self.timeout * 3)
+        start = time.monotonic()
         try:
-            with self._host_slot(host), dog:
-                self._fetch(result, url, dict(headers or {}), etag, last_modified, verify_tls, start, dog.trace)
+            with self._host_slot(host):
+                # timed from here: waiting for the host's slot is not the server's slowness, and
+                # must not eat into the body deadline or show up in duration_ms
+                start = time.monotonic()
+                result.fetched_at = now_iso()
+                with dog:
+                    self._fetch(result, url, dict(headers or {}), etag, last_modified, verify_tls, start, dog.trace)
         except FetchError as exc:
             result.error, result.error_kind = str(exc), exc.kind
             if exc.status is not None:

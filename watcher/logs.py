@@ -8,12 +8,20 @@ import re
 import sys
 import time
 
-# apprise and URL credentials never reach the logs: user:password@ and ?token= / secret-looking path parts.
-_SECRET = re.compile(r"(?i)(://)[^/\s:@]+:[^/\s@]+@|((?:token|key|secret|password|pass|apikey|api_key)=)[^&\s]+")
+# apprise and URL credentials never reach the logs: the userinfo of a URL (user:password@, and a
+# bare token@, which is how many APIs take a key) and ?token= / key= / password= query values.
+_SECRET = re.compile(r"(?i)(://)([^/\s@?#]+)@|((?:token|key|secret|password|pass|apikey|api_key)=)[^&\s]+")
 
 
 def redact(text: str) -> str:
-    return _SECRET.sub(lambda m: (m.group(1) + "***:***@") if m.group(1) else (m.group(2) + "***"), text)
+    """`text` with URL credentials masked; for anything shown or stored that may quote a URL."""
+
+    def mask(m: re.Match[str]) -> str:
+        if m.group(1):
+            return m.group(1) + ("***:***@" if ":" in m.group(2) else "***@")
+        return m.group(3) + "***"
+
+    return _SECRET.sub(mask, text)
 
 
 class JsonFormatter(logging.Formatter):

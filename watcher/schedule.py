@@ -2,13 +2,16 @@
 
 One main thread owns the `schedule` scheduler (one job per site, one for outbox delivery),
 signals, config reloads and the heartbeat. Due sites are batched into `run_cycle` calls on a
-single cycle thread, so the database keeps one writer in this process and a site is never
+single cycle thread, so check results have one writer in this process and a site is never
 checked twice at once: a job that fires while its site is queued or being checked is simply
-absorbed (coalesced, never stacked). When a check finishes, its site's next run is taken
-from `site_state.next_due` (which already knows about failure back-off, held versions and
-Retry-After), jittered, and written back, so a restart continues where it stopped and
-`watcher status` shows the real plan. Each thread has its own SQLite connection; WAL and the
-busy timeout let a `watcher check` run alongside.
+absorbed (coalesced, never stacked). The main thread (heartbeat, next due times) and the
+delivery thread write too, each on its own SQLite connection, in short transactions; a cycle
+never holds the write lock while it waits for a page (see cycle.py), and WAL and the busy
+timeout let a `watcher check` run alongside. When a check finishes, its site's next run is
+taken from `site_state.next_due` (which already knows about failure back-off, held versions
+and Retry-After), jittered, and written back, so a restart continues where it stopped and
+`watcher status` shows the real plan. One fetcher serves every cycle, so connections and TLS
+contexts are reused; a config reload replaces it.
 
 The lock is an flock on `<database>.lock`: the kernel drops it when the process dies, even
 on kill -9, so a crashed daemon never blocks its successor.
@@ -36,9 +39,12 @@ import schedule
 
 from . import notify
 from .config import Config, Site, load
-from .cycle import SiteResult, run_cycle
+from .cycle import SiteResult, make_fetcher, run_cycle
 from .errors import ConfigError, LockedError, StoreError
+from .fetch import Fetcher
+from .logs import redact
 from .store import Store
+from .times import iso as _iso
 
 log = logging.getLogger("watcher.run")
 
@@ -55,10 +61,6 @@ META_CYCLES = "cycles"
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _iso(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _parse(value: Any) -> datetime | None:
@@ -152,6 +154,7 @@ class _Cycle:
     sites: list[str]
     started_at: str
     results: list[SiteResult] = field(default_factory=list)
+    fetcher: Fetcher | None = None  # the daemon's at the cycle's start (None: run_cycle makes its own)
 
 
 class Daemon:
@@ -178,6 +181,9 @@ class Daemon:
         self.last_poll = 0.0
         self.stamp = _file_stamp(self.config_path)
         self.recent: list[dict[str, Any]] = []
+        # one fetcher for every cycle (keep-alive, TLS contexts); replaced on reload, and the old
+        # one closed once no cycle uses it (all on the main thread, so no lock is needed)
+        self.fetcher = make_fetcher(config)
         self.store: Store
         self.cycle_store: Store
         self.deliver_store: Store
@@ -291,12 +297,14 @@ class Daemon:
             log.warning("could not record the stop: %s", exc)
         log.info("stopped", extra={"fields": {"event": "stop"}})
         if left:
-            # Worker threads cannot be interrupted; the database is safe (each site is one
-            # transaction) and the kernel drops the lock, so leave without joining them.
+            # Worker threads cannot be interrupted; the database is safe (a batch is one
+            # transaction: uncommitted results are simply redone) and the kernel drops the
+            # lock, so leave without joining them.
             logging.shutdown()
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(0)
+        self.fetcher.close()
         for st in (self.store, self.cycle_store, self.deliver_store):
             st.close()
 
@@ -344,11 +352,13 @@ class Daemon:
         self.jobs[site.name] = _Job(job, interval, jitter)
 
     def _first_run(self, site: Site) -> datetime:
-        """Never checked or settings changed: now. Otherwise the stored due time (overdue = now, oldest first)."""
+        """Never checked, or its URL, selector or remove changed: now. Otherwise the stored due time (overdue = now, oldest first)."""
         now = _utcnow()
         state = self.store.state(site.name)
         row = self.store.site_row(site.name)
-        if not state.get("last_check") or (row is not None and row.get("settings_hash") != site.settings_hash()):
+        if not state.get("last_check") or (
+            row is not None and (row.get("settings_hash") != site.settings_hash() or row.get("url") != redact(site.url))
+        ):
             return now
         due = _parse(state.get("next_due")) or now
         last = _parse(state.get("last_check"))
@@ -410,7 +420,7 @@ class Daemon:
         if not names:
             return
         sites = [by_name[n] for n in names]
-        cycle = _Cycle(thread=threading.Thread(), sites=names, started_at=_iso(_utcnow()))
+        cycle = _Cycle(thread=threading.Thread(), sites=names, started_at=_iso(_utcnow()), fetcher=self.fetcher)
         cycle.thread = threading.Thread(
             target=self._run_cycle, args=(self.config, sites, cycle), name="cycle", daemon=True
         )
@@ -428,7 +438,7 @@ class Daemon:
             self.events.put(("result", cycle, res, st.get("next_due"), st.get("retry_not_before")))
 
         try:
-            run_cycle(config, store, sites, on_result=on_result, stop=lambda: self.stopping)
+            run_cycle(config, store, sites, fetcher=cycle.fetcher, on_result=on_result, stop=lambda: self.stopping)
         except Exception as exc:  # storage trouble (disk full, locked): record it, keep the daemon alive
             error = str(exc)
             log.error("cycle of %s failed: %s", ", ".join(s.name for s in sites), exc)
@@ -466,6 +476,8 @@ class Daemon:
             self.recent = [*self.recent, summary][-RECENT_CYCLES:]
         if self.cycle is cycle:
             self.cycle = None
+        if cycle.fetcher is not None and cycle.fetcher is not self.fetcher:  # replaced by a reload meanwhile
+            cycle.fetcher.close()
         log.debug("cycle done: %s", summary, extra={"fields": {"event": "cycle", **summary}})
         try:
             meta_put(self.store, **{META_CYCLES: self.recent})
@@ -533,6 +545,9 @@ class Daemon:
                 )
                 setattr(new.settings, key, before)
         self.config = new
+        old_fetcher, self.fetcher = self.fetcher, make_fetcher(new)  # timeouts, user agent, limits may have changed
+        if self.cycle is None or self.cycle.fetcher is not old_fetcher:
+            old_fetcher.close()  # else closed when that cycle is done
         self._plan()
         log.info(
             "config reloaded (%s): %d sites",
@@ -615,7 +630,7 @@ def site_status(config: Config, store: Store | None) -> dict[str, Any]:
         sites.append(
             {
                 "site": site.name,
-                "url": site.url,
+                "url": redact(site.url),  # printed by `watcher status --json`: no user:password@, ?token=
                 "interval": config.interval(site),
                 "last_check": st.get("last_check"),
                 "last_outcome": st.get("last_outcome"),

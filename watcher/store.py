@@ -2,9 +2,12 @@
 
 The database is the source of truth; `snapshots/` is a readable copy that is rebuilt from
 it when a file is missing, never the other way round. Every check of a site is written in
-one transaction (fetch row, version, change, outbox rows, site state), so a crash leaves
-either all of it or none of it. WAL mode and a busy timeout let a `watcher check` work
-beside a running daemon.
+one `transaction()` (fetch row, version, change, outbox rows, site state), so a crash keeps
+all of it or none of it. A cycle may open a batch with `begin()` that several sites'
+transactions join (as savepoints) until `commit()`: routine results are committed together,
+and a crash loses at most that open batch, never a committed version. WAL mode and a busy
+timeout let a `watcher check` work beside a running daemon. SQLite errors come out as
+one-line `StoreError`s (full disk, busy, damaged file).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ import sqlite_utils
 from .errors import StoreError
 from .models import Change
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Schemas `open_readonly` can read: v2 only added versions.settings_hash, which no reader needs.
+READABLE_SCHEMAS = (1, 2)
 BUSY_TIMEOUT_MS = 30_000
 
 
@@ -75,6 +80,7 @@ class Store:
     def __init__(self, path: str | os.PathLike[str], snapshots: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path)
         self.snapshots = Path(snapshots) if snapshots is not None else None
+        conn: sqlite3.Connection | None = None
         try:
             if self.path.parent and not self.path.parent.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,10 +94,14 @@ class Store:
             self.db.execute("PRAGMA synchronous = NORMAL")
             self.db.execute("PRAGMA foreign_keys = ON")
             self.migrate()
-        except sqlite3.Error as exc:
-            raise _storage_error(self.path, exc) from None
-        except OSError as exc:
-            raise StoreError(f"{self.path}: cannot open the database: {exc.strerror}") from None
+        except BaseException as exc:
+            if conn is not None:  # a failed open (newer schema, damaged file) must not leak the handle
+                conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise _storage_error(self.path, exc) from None
+            if isinstance(exc, OSError):
+                raise StoreError(f"{self.path}: cannot open the database: {exc.strerror}") from None
+            raise
 
     @classmethod
     def open_readonly(cls, path: str | os.PathLike[str]) -> Store:
@@ -115,7 +125,7 @@ class Store:
             current = self.db.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.Error as exc:
             raise _storage_error(self.path, exc) from None
-        if current != SCHEMA_VERSION:
+        if current not in READABLE_SCHEMAS:
             self.db.close()
             raise StoreError(
                 f"{self.path}: schema {current}, this watcher reads schema {SCHEMA_VERSION}; "
@@ -146,9 +156,12 @@ class Store:
     def transaction(self) -> Iterator[sqlite_utils.Database]:
         """One atomic unit of work; takes the write lock at once (BEGIN IMMEDIATE)."""
         conn = self.db.conn
-        if conn.in_transaction:
-            with self.db.atomic():
-                yield self.db
+        if conn.in_transaction:  # inside a batch (`begin()`): a savepoint
+            try:
+                with self.db.atomic():
+                    yield self.db
+            except sqlite3.Error as exc:  # a full disk mid-batch is a user-facing error here too
+                raise _storage_error(self.path, exc) from None
             return
         self.begin()
         try:
@@ -182,8 +195,7 @@ class Store:
             conn.execute("update sites set url = ?, settings_hash = ? where name = ?", [url, settings_hash, name])
 
     def site_row(self, name: str) -> dict[str, Any] | None:
-        rows = list(self.db["sites"].rows_where("name = ?", [name]))
-        return rows[0] if rows else None
+        return _one(self.db.conn.execute("select * from sites where name = ?", [name]))
 
     def site_names(self) -> list[str]:
         return [r["name"] for r in self.db.query("select name from sites order by name")]
@@ -212,7 +224,7 @@ class Store:
     # --- bodies, fetches, versions ------------------------------------------------------
 
     def put_body(self, body: bytes, content_type: str = "", *, digest: str = "", packed: bytes | None = None) -> str:
-        """Store a raw body once per content; `digest`/`packed` (zlib level 6) may come precomputed from a worker."""
+        """Store a raw body once per content; `digest`/`packed` (`pack_body`) may come precomputed from a worker."""
         digest = digest or body_hash(body)
         conn = self.db.conn
         if not conn.execute("select 1 from bodies where hash = ?", [digest]).fetchone():
@@ -243,13 +255,21 @@ class Store:
         row = self.db.conn.execute("select markdown, lang from versions where id = ?", [vid]).fetchone()
         return (row[0], row[1] or "") if row else ("", "")
 
+    def version_settings_hash(self, site: str) -> str | None:
+        """The `Site.settings_hash()` the newest version was extracted with (None: no version, or
+        one stored before schema 2, taken as matching). Answered from a covering index (migration
+        2): the column comes after the Markdown, whose overflow pages a row read would walk."""
+        row = self.db.conn.execute(
+            "select settings_hash from versions where site = ? order by seq desc limit 1",
+            [site],
+        ).fetchone()
+        return row[0] if row else None
+
     def version(self, site: str, seq: int) -> dict[str, Any] | None:
-        rows = list(self.db.query("select * from versions where site = ? and seq = ?", [site, seq]))
-        return rows[0] if rows else None
+        return _one(self.db.conn.execute("select * from versions where site = ? and seq = ?", [site, seq]))
 
     def version_by_id(self, vid: int) -> dict[str, Any] | None:
-        rows = list(self.db.query("select * from versions where id = ?", [vid]))
-        return rows[0] if rows else None
+        return _one(self.db.conn.execute("select * from versions where id = ?", [vid]))
 
     def versions(self, site: str, text: bool = True) -> list[dict[str, Any]]:
         """A site's versions, oldest first; `text=False` leaves out the Markdown (cheap)."""
@@ -275,7 +295,10 @@ class Store:
         effective_date: str | None,
         body_hash: str | None,
         at: str,
+        settings_hash: str | None = None,
     ) -> dict[str, Any]:
+        """A new newest version; `settings_hash` is the site's `settings_hash()` it was extracted
+        with (None when unknown, e.g. imported history)."""
         prev = self.latest_version(site, markdown=False)
         seq = (prev["seq"] + 1) if prev else 1
         if prev:
@@ -296,6 +319,7 @@ class Store:
             "body_hash": body_hash,
             "first_seen": at,
             "last_seen": at,
+            "settings_hash": settings_hash,
         }
         row["id"] = _insert(self.db.conn, "versions", row)
         return row
@@ -319,6 +343,10 @@ class Store:
                     conn.execute("ROLLBACK")
                 raise _storage_error(self.path, exc) from None
 
+    def set_version_settings(self, vid: int, settings_hash: str) -> None:
+        """Record that a version's text is also what the current settings extract (rewrites the row once)."""
+        self.db.conn.execute("update versions set settings_hash = ? where id = ?", [settings_hash, vid])
+
     def touch_version(self, vid: int, at: str) -> None:
         self.db.execute("update versions set last_seen = ? where id = ?", [at, vid])
 
@@ -341,7 +369,7 @@ class Store:
             "effective_after": change.effective_date.get("after"),
             "noise": _json(change.noise),
         }
-        return int(self.db["changes"].insert(row).last_pk)  # type: ignore[arg-type]
+        return _insert(self.db.conn, "changes", row)
 
     def changes(
         self, site: str | None = None, since: str | None = None, material_only: bool = False
@@ -359,8 +387,8 @@ class Store:
         return [decode_change(r) for r in self.db.query(sql, args)]
 
     def change(self, cid: int) -> dict[str, Any] | None:
-        rows = list(self.db.query("select * from changes where id = ?", [cid]))
-        return decode_change(rows[0]) if rows else None
+        row = _one(self.db.conn.execute("select * from changes where id = ?", [cid]))
+        return decode_change(row) if row else None
 
     def last_change(self, site: str, material_only: bool = True) -> dict[str, Any] | None:
         sql = (
@@ -368,8 +396,8 @@ class Store:
             + (" and material = 1" if material_only else "")
             + " order by id desc limit 1"
         )
-        rows = list(self.db.query(sql, [site]))
-        return decode_change(rows[0]) if rows else None
+        row = _one(self.db.conn.execute(sql, [site]))
+        return decode_change(row) if row else None
 
     def fetches(self, site: str, limit: int = 20) -> list[dict[str, Any]]:
         return list(self.db.query("select * from fetches where site = ? order by id desc limit ?", [site, limit]))
@@ -392,7 +420,7 @@ class Store:
             "sent_at": None,
             "payload": _json(payload or {}),
         }
-        return int(self.db["outbox"].insert(row).last_pk)  # type: ignore[arg-type]
+        return _insert(self.db.conn, "outbox", row)
 
     def outbox(self, states: tuple[str, ...] = ("pending", "failed")) -> list[dict[str, Any]]:
         marks = ",".join("?" for _ in states)
@@ -420,22 +448,12 @@ class Store:
     def snapshot_dir(self, site: str) -> Path | None:
         return self.snapshots / site if self.snapshots else None
 
-    def write_snapshot(self, site: str, version: dict[str, Any], latest: bool = True, name: str | None = None) -> None:
-        """Readable copy of a version; atomic (temp file + rename), never partial."""
-        folder = self.snapshot_dir(site)
-        if folder is None:
-            return
-        folder.mkdir(parents=True, exist_ok=True)
-        name = name or snapshot_name(version["first_seen"])
-        atomic_write(folder / name, version["markdown"])
-        if latest:
-            atomic_write(folder / "latest.md", version["markdown"])
-
     def ensure_snapshots(self, site: str, write: Callable[..., Any] | None = None) -> int:
         """Rewrite missing or stale snapshot files from the database; returns how many.
 
-        `write(atomic_write, path, text)` may run the file writes (each one fsyncs) elsewhere,
-        e.g. in threads while the cycle goes on; the database is read here, on the caller's thread.
+        `write(atomic_write, path, text[, durable])` may run the file writes elsewhere, e.g. in
+        threads while the cycle goes on (a version file fsyncs; latest.md gets a 4th argument,
+        durable=False); the database is read here, on the caller's thread.
         """
         return self.ensure_all_snapshots([site], write)
 
@@ -675,4 +693,12 @@ def _m1(db: sqlite_utils.Database) -> None:
     db["meta"].create({"key": str, "value": str}, pk="key")
 
 
-_MIGRATIONS = {1: _m1}
+def _m2(db: sqlite_utils.Database) -> None:
+    """versions.settings_hash: the site's selector/remove a version was extracted with, so a new
+    selector starts a new baseline instead of a false change. Old rows stay NULL (unknown,
+    taken as matching). The index answers "the newest version's settings" without the row."""
+    db.execute("alter table versions add column settings_hash text")
+    db.execute("create index idx_versions_site_seq_settings on versions (site, seq, settings_hash)")
+
+
+_MIGRATIONS = {1: _m1, 2: _m2}
