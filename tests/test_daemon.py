@@ -383,7 +383,7 @@ def test_cycles_share_one_fetcher_and_a_reload_replaces_it(tmp_path: Path, write
         one_cycle()
         assert len(ports) == 2 and ports[0] == ports[1]  # the second cycle reused the connection
         dm._reload("test")
-        assert dm.fetcher is not first and not first._clients  # the old one is closed at once (no cycle ran)
+        assert dm.fetcher is not first and not first._transports  # the old one is closed at once (no cycle ran)
         one_cycle()
         assert len(ports) == 3 and ports[2] != ports[0]
     finally:

@@ -252,6 +252,39 @@ class _Parsers:
             self.current.clear()
 
 
+class Throttle:
+    """How many fetches run at once: up to `most` (settings.concurrency), fewer while this
+    process is CPU-bound.
+
+    Threads only pay while pages are on the wire. Against a fast server they queue for the
+    GIL instead, and ten fetch threads cost about twice the CPU of one (bench/run.py, issue 10),
+    slowing the database writes that share the GIL too. So every WINDOW seconds the share of a
+    core the process used decides: at least BUSY, halve the limit; under IDLE, double it (a
+    slow server or many hosts: back to `most` within a few windows); in between, keep it.
+    """
+
+    WINDOW = 0.1
+    BUSY = 0.85
+    IDLE = 0.6
+
+    def __init__(self, most: int, start: int = 4) -> None:
+        self.most = max(1, most)
+        self.limit = min(self.most, start)
+        self._wall, self._cpu = time.monotonic(), time.process_time()
+
+    def tick(self) -> None:
+        wall = time.monotonic()
+        if wall - self._wall < self.WINDOW:
+            return
+        cpu = time.process_time()
+        used = (cpu - self._cpu) / (wall - self._wall)
+        if used >= self.BUSY:
+            self.limit = max(1, self.limit // 2)
+        elif used < self.IDLE:
+            self.limit = min(self.most, self.limit * 2)
+        self._wall, self._cpu = wall, cpu
+
+
 def make_fetcher(config: Config) -> Fetcher:
     """The fetcher for a config's settings; long-lived callers (the daemon) keep one for its
     keep-alive connections and TLS contexts."""
@@ -357,9 +390,11 @@ def run_cycle(
             finished: SimpleQueue[Future] = SimpleQueue()  # O(1) per page, unlike wait() on all in flight
             unannounced: list[SiteResult] = []  # recorded in the open batch, not yet committed
             batch_until = 0.0
+            throttle = Throttle(threads)
 
             def fill() -> None:
-                while len(fetching) + len(parsing) < window:
+                throttle.tick()
+                while len(fetching) < throttle.limit and len(fetching) + len(parsing) < window:
                     site = next(queue, None)
                     if site is None:
                         return
@@ -391,6 +426,7 @@ def run_cycle(
                 except Empty:
                     if unannounced:
                         flush()
+                    fill()
                     continue
                 prep = _collect(done_fut, fetching, parsing, parsers)
                 if prep.needs_parse:
@@ -403,6 +439,7 @@ def run_cycle(
                     parsed = parsers.submit(prep, budget, prev, config.settings.hold_drop_ratio)
                     parsing[parsed] = prep
                     parsed.add_done_callback(finished.put)
+                    fill()
                     continue
                 if not unannounced:
                     batch_until = time.monotonic() + BATCH_SECONDS
