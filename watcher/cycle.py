@@ -279,7 +279,7 @@ class Throttle:
         cpu = time.process_time()
         used = (cpu - self._cpu) / (wall - self._wall)
         if used >= self.BUSY:
-            self.limit = max(1, self.limit // 2)
+            self.limit = max(min(2, self.most), self.limit // 2)  # two: one on the wire, one being read
         elif used < self.IDLE:
             self.limit = min(self.most, self.limit * 2)
         self._wall, self._cpu = wall, cpu
@@ -429,6 +429,7 @@ def run_cycle(
                     fill()
                     continue
                 prep = _collect(done_fut, fetching, parsing, parsers)
+                fill()  # the next page is on its way while this one is parsed or recorded
                 if prep.needs_parse:
                     # the worker also classifies the change, against the version stored now
                     # (none for a new baseline: there is nothing to compare with)
@@ -439,7 +440,6 @@ def run_cycle(
                     parsed = parsers.submit(prep, budget, prev, config.settings.hold_drop_ratio)
                     parsing[parsed] = prep
                     parsed.add_done_callback(finished.put)
-                    fill()
                     continue
                 if not unannounced:
                     batch_until = time.monotonic() + BATCH_SECONDS

@@ -81,6 +81,7 @@ class Store:
         self.path = Path(path)
         self.snapshots = Path(snapshots) if snapshots is not None else None
         conn: sqlite3.Connection | None = None
+        self._depth = 0  # savepoints open inside a batch
         try:
             if self.path.parent and not self.path.parent.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,7 +108,7 @@ class Store:
     def open_readonly(cls, path: str | os.PathLike[str]) -> Store:
         """A read-only view (SQLite URI mode=ro) for report and serve: viewing can never write or migrate."""
         self = cls.__new__(cls)
-        self.path, self.snapshots = Path(path), None
+        self.path, self.snapshots, self._depth = Path(path), None, 0
         if not self.path.is_file():
             raise StoreError(
                 f"{self.path}: no database yet (run `watcher check` first, or fix 'database' in sites.toml)"
@@ -157,11 +158,22 @@ class Store:
         """One atomic unit of work; takes the write lock at once (BEGIN IMMEDIATE)."""
         conn = self.db.conn
         if conn.in_transaction:  # inside a batch (`begin()`): a savepoint
+            self._depth += 1
+            name = f"watcher_{self._depth}"  # plain SQL: sqlite-utils' atomic() costs more than the check it wraps
             try:
-                with self.db.atomic():
+                conn.execute(f"SAVEPOINT {name}")
+                try:
                     yield self.db
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute(f"ROLLBACK TO {name}")
+                        conn.execute(f"RELEASE {name}")
+                    raise
+                conn.execute(f"RELEASE {name}")
             except sqlite3.Error as exc:  # a full disk mid-batch is a user-facing error here too
                 raise _storage_error(self.path, exc) from None
+            finally:
+                self._depth -= 1
             return
         self.begin()
         try:
