@@ -34,7 +34,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 def test_a_cpu_bound_cycle_shrinks_to_two_fetches_and_a_waiting_one_grows_to_the_setting(clock: Clock) -> None:
     t = Throttle(32)
-    assert t.limit == 4  # starts small, whatever the setting
+    assert t.limit == 2  # starts small, whatever the setting
     for _ in range(5):  # a slow server: the process mostly waits
         clock.spend(Throttle.WINDOW * 1.01, 0.1)
         t.tick()
@@ -52,7 +52,7 @@ def test_the_throttle_waits_a_whole_window_and_respects_a_concurrency_of_one(clo
     t = Throttle(8)
     clock.spend(Throttle.WINDOW / 2, 0.0)
     t.tick()
-    assert t.limit == 4  # half a window: no decision yet
+    assert t.limit == 2  # half a window: no decision yet
     one = Throttle(1)
     for share in (0.0, 1.0, 1.0):
         clock.spend(Throttle.WINDOW * 1.01, share)

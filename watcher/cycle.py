@@ -260,14 +260,16 @@ class Throttle:
     GIL instead, and ten fetch threads cost about twice the CPU of one (bench/run.py, issue 10),
     slowing the database writes that share the GIL too. So every WINDOW seconds the share of a
     core the process used decides: at least BUSY, halve the limit; under IDLE, double it (a
-    slow server or many hosts: back to `most` within a few windows); in between, keep it.
+    slow server or many hosts: at `most` within a few windows); in between, keep it. It starts
+    at two: each connection opened stays in httpcore's pool, which polls every idle one on each
+    request, so a burst of threads at the start would tax every later fetch.
     """
 
     WINDOW = 0.1
     BUSY = 0.85
     IDLE = 0.6
 
-    def __init__(self, most: int, start: int = 4) -> None:
+    def __init__(self, most: int, start: int = 2) -> None:
         self.most = max(1, most)
         self.limit = min(self.most, start)
         self._wall, self._cpu = time.monotonic(), time.process_time()
