@@ -11,7 +11,7 @@ import logging
 import os
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
@@ -138,7 +138,7 @@ def check(config_path: str, sites: tuple[str, ...], as_json: bool, no_notify: bo
     finally:
         store.close()
     if as_json:
-        click.echo(json.dumps([r.as_dict() for r in results], ensure_ascii=False, indent=2))
+        _echo_json_list(r.as_dict() for r in results)
     else:
         results_table(results)
     sys.exit(1 if any(r.outcome == "error" for r in results) else 0)
@@ -175,6 +175,17 @@ def _with_progress(run: Callable[[Callable[[Any], None]], list[Any]], total: int
     ) as progress:
         task = progress.add_task("check", total=total)
         return run(lambda r: progress.advance(task))
+
+
+def _echo_json_list(items: Iterable[Any]) -> None:
+    """`json.dumps(list(items), indent=2)`, written one item at a time: thousands of sites'
+    results never sit in memory twice (as dicts and as one string)."""
+    first = True
+    for item in items:
+        text = json.dumps(item, ensure_ascii=False, indent=2).replace("\n", "\n  ")
+        click.echo(("[\n  " if first else ",\n  ") + text, nl=False)
+        first = False
+    click.echo("[]" if first else "\n]")
 
 
 def results_table(results: list[Any], console: Console | None = None) -> None:

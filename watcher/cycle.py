@@ -362,7 +362,7 @@ def run_cycle(
                 # a new selector/remove: refetch and reparse in full, whatever the validators
                 # say; record() makes the result a new baseline, not a change
                 store.update_state(site.name, etag=None, last_modified=None, last_body_hash=None)
-    states = {site.name: store.state(site.name) for site in sites}
+    states = store.check_states([site.name for site in sites])
     order = {site.name: i for i, site in enumerate(sites)}
     budget = config.settings.normalize_budget
     threads = max(1, config.settings.concurrency)

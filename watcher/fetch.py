@@ -596,6 +596,7 @@ class _Alarms:
         self._heap: list[list] = []  # [deadline, seq, callback or None when cancelled]
         self._cv = threading.Condition()
         self._seq = 0
+        self._cancelled = 0  # cancelled entries still in the heap
         self._thread: threading.Thread | None = None
 
     def add(self, seconds: float, callback: Callable[[], None]) -> list:
@@ -613,12 +614,20 @@ class _Alarms:
     def cancel(self, entry: list) -> None:
         with self._cv:
             entry[2] = None
+            self._cancelled += 1
+            # a cancelled deadline stays in the heap until it comes due (3x the timeout): drop
+            # them once they are most of it, so a cycle of thousands of pages does not keep them
+            if self._cancelled > 64 and self._cancelled * 2 > len(self._heap):
+                self._heap = [e for e in self._heap if e[2] is not None]
+                heapq.heapify(self._heap)
+                self._cancelled = 0
 
     def _run(self) -> None:
         with self._cv:
             while True:
                 while self._heap and self._heap[0][2] is None:
                     heapq.heappop(self._heap)
+                    self._cancelled -= 1
                 if not self._heap:
                     self._cv.wait()
                     continue

@@ -218,6 +218,20 @@ class Store:
             return row
         return {"site": site, "consecutive_failures": 0, "held": None, "failure_alerted": 0}
 
+    def check_states(self, sites: list[str]) -> dict[str, dict[str, Any]]:
+        """What a check reads of each site's state before fetching (validators, a held candidate,
+        Retry-After), for many sites in a few queries; only the columns set, so thousands of
+        sites cost little memory (a whole row per site was most of a warm cycle's, issue 10)."""
+        cols = ("etag", "last_modified", "last_body_hash", "held", "retry_not_before")
+        out: dict[str, dict[str, Any]] = {name: {} for name in sites}
+        for chunk in range(0, len(sites), 500):
+            part = sites[chunk : chunk + 500]
+            marks = ",".join("?" for _ in part)
+            sql = f"select site, {', '.join(cols)} from site_state where site in ({marks})"
+            for row in self.db.conn.execute(sql, part):
+                out[row[0]] = {k: v for k, v in zip(cols, row[1:], strict=True) if v is not None}
+        return out
+
     def update_state(self, site: str, **fields: Any) -> None:
         if not fields:
             self.db.conn.execute("insert or ignore into site_state (site) values (?)", [site])
@@ -470,23 +484,29 @@ class Store:
         return self.ensure_all_snapshots([site], write)
 
     def ensure_all_snapshots(self, sites: list[str], write: Callable[..., Any] | None = None) -> int:
-        """`ensure_snapshots` for many sites: one query for all their versions, one directory
-        scan per site (this runs for every site after every cycle, so it must cost little)."""
+        """`ensure_snapshots` for many sites: one query per 500 sites for their versions, one
+        directory scan per site (this runs for every site after every cycle, so it must cost little)."""
         if self.snapshots is None or not sites:
             return 0
-        conn = self.db.conn
         put = write or (lambda fn, *args: fn(*args))
-        by_site: dict[str, list[tuple]] = {}
-        for chunk in range(0, len(sites), 500):
-            part = sites[chunk : chunk + 500]
-            marks = ",".join("?" for _ in part)
-            for row in conn.execute(
-                f"select site, id, seq, first_seen, text_hash from versions where site in ({marks}) order by site, seq",
-                part,
-            ):
-                by_site.setdefault(row[0], []).append(row[1:])
         fixed = 0
         cutoff = time.time() - 600.0
+        for chunk in range(0, len(sites), 500):  # a chunk at a time: memory stays flat with sites
+            part = sites[chunk : chunk + 500]
+            fixed += self._ensure_snapshot_files(part, put, cutoff)
+        return fixed
+
+    def _ensure_snapshot_files(self, sites: list[str], put: Callable[..., Any], cutoff: float) -> int:
+        conn = self.db.conn
+        assert self.snapshots is not None  # checked by the caller
+        by_site: dict[str, list[tuple]] = {}
+        marks = ",".join("?" for _ in sites)
+        for row in conn.execute(
+            f"select site, id, seq, first_seen, text_hash from versions where site in ({marks}) order by site, seq",
+            sites,
+        ):
+            by_site.setdefault(row[0], []).append(row[1:])
+        fixed = 0
         for site in sites:
             versions = by_site.get(site)
             if not versions:

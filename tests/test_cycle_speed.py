@@ -1,8 +1,9 @@
-"""The fetch throttle and the batch's savepoints: the two pieces of the cycle's speed (issue 10)
-whose logic can be checked without timing anything."""
+"""Pieces of the cycle's speed and memory (issue 10) whose logic can be checked without timing
+anything: the fetch throttle, the batch's savepoints, the slim state read, streamed JSON."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -73,4 +74,23 @@ def test_a_failed_check_inside_a_batch_rolls_back_only_its_own_savepoint(tmp_pat
     store.commit()
     names = {r["site"] for r in store.states()}
     assert names == {"kept"}
+    store.close()
+
+
+@pytest.mark.parametrize("items", [[], [{"a": 1, "b": "x\ny"}], [{"a": 1}, {"b": [1, 2], "c": {"d": None, "é": "ü"}}]])
+def test_check_json_is_streamed_but_byte_for_byte_json_dumps(items: list, capsys: pytest.CaptureFixture[str]) -> None:
+    from watcher.cli import _echo_json_list
+
+    _echo_json_list(iter(items))
+    assert capsys.readouterr().out == json.dumps(items, ensure_ascii=False, indent=2) + "\n"
+
+
+def test_check_states_reads_only_what_a_check_needs_for_many_sites(tmp_path: Path) -> None:
+    store = Store(tmp_path / "w.db")
+    with store.transaction():
+        for i in range(1200):  # more than one chunk of 500
+            store.update_state(f"s{i}", etag=f'"e{i}"', consecutive_failures=3, last_error="boom")
+    states = store.check_states([f"s{i}" for i in range(1200)] + ["never-checked"])
+    assert states["s1100"] == {"etag": '"e1100"'}  # no failure counts, errors, times...
+    assert states["never-checked"] == {}
     store.close()
