@@ -406,6 +406,46 @@ def test_credentials_are_not_sent_to_another_origin(web: HTTPServer) -> None:
         other.stop()
 
 
+def test_a_cookie_check_redirect_is_passed_and_its_cookie_stays_on_its_origin(web: HTTPServer) -> None:
+    """Consent and bot gates set a cookie on a redirect and send the page only to a client that
+    returns it; the cookie is for that site's host, never for the next one (127.0.0.2: cookies
+    ignore ports, so another port of 127.0.0.1 would rightly get it)."""
+
+    def gate(request: Request) -> Response:
+        return Response("", status=302, headers={"Set-Cookie": "gate=passed; Path=/", "Location": "/policy"})
+
+    def policy(request: Request) -> Response:
+        if request.cookies.get("gate") != "passed":
+            return Response("", status=302, headers={"Location": "/gate"})  # would loop without the cookie
+        return Response("", status=302, headers={"Location": other.url_for("/landing")})
+
+    other = HTTPServer(host="127.0.0.2", port=0)
+    other.start()
+    try:
+        other.expect_request("/landing").respond_with_data(PAGE, content_type="text/html")
+        web.expect_request("/gate").respond_with_handler(gate)
+        web.expect_request("/policy").respond_with_handler(policy)
+        with Fetcher(user_agent="t") as f:
+            res = f.fetch(web.url_for("/gate"))
+            again = f.fetch(web.url_for("/policy"))  # a later fetch starts without the cookie
+        assert res.ok, res.error
+        assert [r.headers.get("Cookie") for r, _ in web.log[:2]] == [None, "gate=passed"]
+        assert other.log[0][0].headers.get("Cookie") is None
+        assert again.error_kind == "redirect-loop"
+    finally:
+        other.stop()
+
+
+def test_url_credentials_are_basic_auth_for_their_origin_only(web: HTTPServer) -> None:
+    web.expect_request("/private").respond_with_data(PAGE, content_type="text/html")
+    with Fetcher(user_agent="t") as f:
+        res = f.fetch(web.url_for("/private").replace("http://", "http://ann%40corp:p%3Ass@"))
+    assert res.ok, res.error
+    ((request, _),) = web.log
+    assert request.authorization is not None
+    assert (request.authorization.username, request.authorization.password) == ("ann@corp", "p:ss")
+
+
 # --- a failed fetch never becomes a version ---------------------------------------------
 
 
