@@ -213,7 +213,6 @@ http {{
     tcp_nodelay on;
     keepalive_timeout 120s;
     keepalive_requests 1000000;
-    open_file_cache max=10000 inactive=60s;
     {cache}
     server {{
         listen 127.0.0.1:{self.port} backlog=4096;
