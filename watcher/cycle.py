@@ -559,6 +559,9 @@ def record(config: Config, store: Store, prep: Prepared) -> SiteResult:
         def result(outcome: str, reason: str, version: int | None, **more: Any) -> SiteResult:
             return SiteResult(site.name, outcome, reason, fetch.status, fetch.duration_ms, version, **more)
 
+        def succeeded(outcome: str, fetch_fields: dict, state_fields: dict | None = None) -> None:
+            _succeeded(config, store, site, state, base, outcome, fetch_fields, state_fields or {})
+
         if fetch.not_modified or prep.same_body:
             if prev is None:
                 # a conditional answer without a baseline: forget the validators, fetch in full next time
@@ -572,7 +575,7 @@ def record(config: Config, store: Store, prep: Prepared) -> SiteResult:
                 store.update_state(site.name, etag=None, last_modified=None, last_body_hash=None, last_check=at)
                 return SiteResult(site.name, "error", "304 without a stored version; will refetch", fetch.status)
             # the server still serves the stored version: a held shorter candidate is not confirmed
-            _succeeded(config, store, site, state, base, "unchanged", {"version_id": prev["id"]}, {})
+            succeeded("unchanged", {"version_id": prev["id"]})
             return result(
                 "unchanged", "304 Not Modified" if fetch.not_modified else "same bytes as last time", prev["seq"]
             )
@@ -591,25 +594,14 @@ def record(config: Config, store: Store, prep: Prepared) -> SiteResult:
                 store.set_version_settings(prev["id"], site.settings_hash())
             # the body is not stored: pages whose bytes change on every fetch (tokens, timestamps)
             # would add a row per check; last_body_hash still moves, so the same bytes skip parsing
-            _succeeded(
-                config,
-                store,
-                site,
-                state,
-                base,
-                "unchanged",
-                {"body_hash": digest, "version_id": prev["id"]},
-                validators,
-            )
+            succeeded("unchanged", {"body_hash": digest, "version_id": prev["id"]}, validators)
             reason = "same policy text" + ("; the held shorter version was not confirmed" if state.get("held") else "")
             return result("unchanged", reason, prev["seq"])
         if prev is None or rebaseline:
             # a first version, or text extracted under a new selector/remove: a baseline, never a change
             store.put_body(fetch.body, fetch.content_type, digest=digest, packed=parsed.packed)
             v = _add_version(store, site, parsed, digest, at)
-            _succeeded(
-                config, store, site, state, base, "new", {"body_hash": digest, "version_id": v["id"]}, validators
-            )
+            succeeded("new", {"body_hash": digest, "version_id": v["id"]}, validators)
             return result("new", "first version" if prev is None else REBASELINE_REASON, v["seq"])
 
         if parsed.change is not None and parsed.drop is not None and parsed.prev_hash == prev["text_hash"]:
@@ -647,12 +639,7 @@ def record(config: Config, store: Store, prep: Prepared) -> SiteResult:
 
             for sub in notify.route(config, site.name, change):
                 store.queue(kind="change", subscriber=sub.name, site=site.name, change_id=cid, at=at)
-        _succeeded(
-            config,
-            store,
-            site,
-            state,
-            base,
+        succeeded(
             "changed",
             {"body_hash": digest, "version_id": v["id"], "change_id": cid},
             {**validators, "last_change_at": at},
