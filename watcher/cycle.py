@@ -455,7 +455,6 @@ def run_cycle(
                     or time.monotonic() >= batch_until
                 ):
                     flush()
-                fill()
             flush()
             for w in writes:
                 try:

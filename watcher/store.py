@@ -189,9 +189,6 @@ class Store:
             raise
         self.commit()
 
-    def integrity_ok(self) -> bool:
-        return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-
     # --- sites and state ----------------------------------------------------------------
 
     def upsert_site(self, name: str, url: str, settings_hash: str, now: str) -> None:
