@@ -7,7 +7,6 @@ in any string is replaced from the environment, so tokens and passwords stay out
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
@@ -178,6 +177,8 @@ def _label(raw: Any, kind: str, index: int) -> str:
 def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
     for key in table:
         if key not in allowed:
+            import difflib  # only for a typo's suggestion
+
             close = difflib.get_close_matches(key, sorted(allowed), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(sorted(allowed))})"
             raise ConfigError(f"{where}: unknown key {key!r}{hint}")

@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import BrokenExecutor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import guard
 from .config import Config, Site
@@ -38,6 +36,9 @@ from .logs import redact
 from .models import Change, FetchResult
 from .store import Store, body_hash, pack_body, text_hash
 from .times import in_seconds, now_iso
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 log = logging.getLogger("watcher.cycle")
 
@@ -194,7 +195,7 @@ def parse_workers(pages: int, setting: int = 0) -> int:
             return 0
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         wanted = cores if cores > 1 else 0
-    if wanted and "fork" not in multiprocessing.get_all_start_methods():
+    if wanted and not hasattr(os, "fork"):  # the pool forks (multiprocessing's "fork" exists where os.fork does)
         return 0
     return wanted
 
@@ -213,7 +214,7 @@ class _Parsers:
         args = (parse_page, prep.fetch.body, prep.fetch.content_type, prep.site, budget, prev, drop_ratio)
         try:
             fut = self._pool().submit(*args)
-        except BrokenProcessPool:
+        except BrokenExecutor:
             # a worker died and its pool takes no more work (its futures still fail, each for
             # its own page, once collected): this page goes to a new pool
             self._drop()
@@ -225,6 +226,10 @@ class _Parsers:
         if self.pool is None:
             # fork: the children inherit the imported parser (no start-up imports) and run only
             # pure code (no httpx, no sqlite), so the fetch threads' locks are never touched.
+            # multiprocessing too: ~8 ms of start-up a cycle with nothing new to parse never pays
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
             from . import dates, normalize  # noqa: F401 - loaded once here, before the fork
 
             self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"))
@@ -465,7 +470,7 @@ def run_cycle(
         parsers.close()
         if own_fetcher:
             fetcher.close()
-        if store.db.conn.in_transaction:  # an exception left a batch open: keep what was recorded
+        if store.conn.in_transaction:  # an exception left a batch open: keep what was recorded
             try:
                 store.commit()
             except Exception:
@@ -495,7 +500,7 @@ def _collect(
     prep.needs_parse = False
     try:
         return _apply(prep, fut.result())
-    except BrokenProcessPool:
+    except BrokenExecutor:  # BrokenProcessPool, without importing multiprocessing up front
         # a worker died (out of memory, a crash in the parser): this page fails, the rest go on
         log.error("site %s: the parse worker process died", prep.site.name)
         parsers.reset(fut)

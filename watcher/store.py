@@ -22,13 +22,15 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
+from functools import cached_property
 from pathlib import Path
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from .errors import StoreError
 from .models import Change
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 SCHEMA_VERSION = 2
 # Schemas `open_readonly` can read: v2 only added versions.settings_hash, which no reader needs.
@@ -89,11 +91,11 @@ class Store:
                 str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
             )
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self.db = sqlite_utils.Database(conn)
-            if self.db.journal_mode != "wal":
-                self.db.enable_wal()
-            self.db.execute("PRAGMA synchronous = NORMAL")
-            self.db.execute("PRAGMA foreign_keys = ON")
+            self.conn = conn
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = wal")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
             self.migrate()
         except BaseException as exc:
             if conn is not None:  # a failed open (newer schema, damaged file) must not leak the handle
@@ -122,26 +124,34 @@ class Store:
                 check_same_thread=False,
             )
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self.db = sqlite_utils.Database(conn)
-            current = self.db.execute("PRAGMA user_version").fetchone()[0]
+            self.conn = conn
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.Error as exc:
             raise _storage_error(self.path, exc) from None
         if current not in READABLE_SCHEMAS:
-            self.db.close()
+            conn.close()
             raise StoreError(
                 f"{self.path}: schema {current}, this watcher reads schema {SCHEMA_VERSION}; "
                 "run `watcher check` with this watcher to upgrade it"
             )
         return self
 
+    @cached_property
+    def db(self) -> sqlite_utils.Database:
+        """sqlite-utils over the same connection, for schema work and ad-hoc queries; imported on
+        first use, since a check cycle runs on plain SQL and the import costs ~35 ms (issue 10)."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn)
+
     def close(self) -> None:
-        self.db.close()
+        self.conn.close()
 
     # --- schema -----------------------------------------------------------------------
 
     def migrate(self) -> None:
         """Create or upgrade the schema; the version lives in PRAGMA user_version."""
-        current = self.db.execute("PRAGMA user_version").fetchone()[0]
+        current = self.conn.execute("PRAGMA user_version").fetchone()[0]
         if current > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path}: written by a newer watcher (schema {current} > {SCHEMA_VERSION}); upgrade watcher"
@@ -151,19 +161,19 @@ class Store:
         with self.transaction():
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 _MIGRATIONS[version](self.db)
-            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite_utils.Database]:
+    def transaction(self) -> Iterator[None]:
         """One atomic unit of work; takes the write lock at once (BEGIN IMMEDIATE)."""
-        conn = self.db.conn
+        conn = self.conn
         if conn.in_transaction:  # inside a batch (`begin()`): a savepoint
             self._depth += 1
             name = f"watcher_{self._depth}"  # plain SQL: sqlite-utils' atomic() costs more than the check it wraps
             try:
                 conn.execute(f"SAVEPOINT {name}")
                 try:
-                    yield self.db
+                    yield
                 except BaseException:
                     if conn.in_transaction:
                         conn.execute(f"ROLLBACK TO {name}")
@@ -177,7 +187,7 @@ class Store:
             return
         self.begin()
         try:
-            yield self.db
+            yield
         except BaseException as exc:
             if conn.in_transaction:
                 try:
@@ -193,7 +203,7 @@ class Store:
 
     def upsert_site(self, name: str, url: str, settings_hash: str, now: str) -> None:
         # plain SQL on the per-site paths: sqlite-utils re-reads the schema on every call (issue 10)
-        conn = self.db.conn
+        conn = self.conn
         row = conn.execute("select url, settings_hash from sites where name = ?", [name]).fetchone()
         if row is None:
             conn.execute(
@@ -204,13 +214,13 @@ class Store:
             conn.execute("update sites set url = ?, settings_hash = ? where name = ?", [url, settings_hash, name])
 
     def site_row(self, name: str) -> dict[str, Any] | None:
-        return _one(self.db.conn.execute("select * from sites where name = ?", [name]))
+        return _one(self.conn.execute("select * from sites where name = ?", [name]))
 
     def site_names(self) -> list[str]:
         return [r["name"] for r in self.db.query("select name from sites order by name")]
 
     def state(self, site: str) -> dict[str, Any]:
-        row = _one(self.db.conn.execute("select * from site_state where site = ?", [site]))
+        row = _one(self.conn.execute("select * from site_state where site = ?", [site]))
         if row:
             return row
         return {"site": site, "consecutive_failures": 0, "held": None, "failure_alerted": 0}
@@ -225,18 +235,18 @@ class Store:
             part = sites[chunk : chunk + 500]
             marks = ",".join("?" for _ in part)
             sql = f"select site, {', '.join(cols)} from site_state where site in ({marks})"
-            for row in self.db.conn.execute(sql, part):
+            for row in self.conn.execute(sql, part):
                 out[row[0]] = {k: v for k, v in zip(cols, row[1:], strict=True) if v is not None}
         return out
 
     def update_state(self, site: str, **fields: Any) -> None:
         if not fields:
-            self.db.conn.execute("insert or ignore into site_state (site) values (?)", [site])
+            self.conn.execute("insert or ignore into site_state (site) values (?)", [site])
             return
         cols = ", ".join(f'"{k}"' for k in fields)
         marks = ", ".join("?" for _ in fields)
         sets = ", ".join(f'"{k}" = excluded."{k}"' for k in fields)
-        self.db.conn.execute(
+        self.conn.execute(
             f"insert into site_state (site, {cols}) values (?, {marks}) on conflict(site) do update set {sets}",
             [site, *map(_sql_value, fields.values())],
         )
@@ -249,7 +259,7 @@ class Store:
     def put_body(self, body: bytes, content_type: str = "", *, digest: str = "", packed: bytes | None = None) -> str:
         """Store a raw body once per content; `digest`/`packed` (`pack_body`) may come precomputed from a worker."""
         digest = digest or body_hash(body)
-        conn = self.db.conn
+        conn = self.conn
         if not conn.execute("select 1 from bodies where hash = ?", [digest]).fetchone():
             data = packed if packed is not None else pack_body(body)
             conn.execute(
@@ -259,40 +269,38 @@ class Store:
         return digest
 
     def body(self, digest: str) -> bytes | None:
-        row = self.db.execute("select data from bodies where hash = ?", [digest]).fetchone()
+        row = self.conn.execute("select data from bodies where hash = ?", [digest]).fetchone()
         return zlib.decompress(row[0]) if row else None
 
     def record_fetch(self, site: str, **fields: Any) -> int:
-        return _insert(self.db.conn, "fetches", {"site": site, **fields})
+        return _insert(self.conn, "fetches", {"site": site, **fields})
 
     def latest_version(self, site: str, markdown: bool = True) -> dict[str, Any] | None:
         """The newest version; `markdown=False` gives only id, site, seq and text_hash, which is all
         an unchanged check needs, without reading the text's ~20 KB of overflow pages."""
         cols = "*" if markdown else _HEAD_COLUMNS
-        return _one(
-            self.db.conn.execute(f"select {cols} from versions where site = ? order by seq desc limit 1", [site])
-        )
+        return _one(self.conn.execute(f"select {cols} from versions where site = ? order by seq desc limit 1", [site]))
 
     def version_markdown(self, vid: int) -> tuple[str, str]:
         """(markdown, lang) of a version."""
-        row = self.db.conn.execute("select markdown, lang from versions where id = ?", [vid]).fetchone()
+        row = self.conn.execute("select markdown, lang from versions where id = ?", [vid]).fetchone()
         return (row[0], row[1] or "") if row else ("", "")
 
     def version_settings_hash(self, site: str) -> str | None:
         """The `Site.settings_hash()` the newest version was extracted with (None: no version, or
         one stored before schema 2, taken as matching). Answered from a covering index (migration
         2): the column comes after the Markdown, whose overflow pages a row read would walk."""
-        row = self.db.conn.execute(
+        row = self.conn.execute(
             "select settings_hash from versions where site = ? order by seq desc limit 1",
             [site],
         ).fetchone()
         return row[0] if row else None
 
     def version(self, site: str, seq: int) -> dict[str, Any] | None:
-        return _one(self.db.conn.execute("select * from versions where site = ? and seq = ?", [site, seq]))
+        return _one(self.conn.execute("select * from versions where site = ? and seq = ?", [site, seq]))
 
     def version_by_id(self, vid: int) -> dict[str, Any] | None:
-        return _one(self.db.conn.execute("select * from versions where id = ?", [vid]))
+        return _one(self.conn.execute("select * from versions where id = ?", [vid]))
 
     def versions(self, site: str, text: bool = True) -> list[dict[str, Any]]:
         """A site's versions, oldest first; `text=False` leaves out the Markdown (cheap)."""
@@ -303,7 +311,7 @@ class Store:
         if rows:
             # the latest version was last seen at the site's last successful check (not written
             # to the version row on every check: that would rewrite its ~20 KB of text each time)
-            seen = self.db.conn.execute("select last_success from site_state where site = ?", [site]).fetchone()
+            seen = self.conn.execute("select last_success from site_state where site = ?", [site]).fetchone()
             if seen and seen[0] and seen[0] > (rows[-1]["last_seen"] or ""):
                 rows[-1]["last_seen"] = seen[0]
         return rows
@@ -326,7 +334,7 @@ class Store:
         seq = (prev["seq"] + 1) if prev else 1
         if prev:
             # the previous version's last sighting was the last successful check before this one
-            self.db.conn.execute(
+            self.conn.execute(
                 "update versions set last_seen = coalesce((select last_success from site_state where site = ?), last_seen)"
                 " where id = ? and last_seen < coalesce((select last_success from site_state where site = ?), '')",
                 [site, prev["id"], site],
@@ -344,20 +352,20 @@ class Store:
             "last_seen": at,
             "settings_hash": settings_hash,
         }
-        row["id"] = _insert(self.db.conn, "versions", row)
+        row["id"] = _insert(self.conn, "versions", row)
         return row
 
     def begin(self) -> None:
         """Open a transaction that several `transaction()` blocks join (as savepoints) until
         `commit()`: routine check results are written in batches, not one commit each."""
-        if not self.db.conn.in_transaction:
+        if not self.conn.in_transaction:
             try:
-                self.db.conn.execute("BEGIN IMMEDIATE")
+                self.conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise _storage_error(self.path, exc) from None
 
     def commit(self) -> None:
-        conn = self.db.conn
+        conn = self.conn
         if conn.in_transaction:
             try:
                 conn.execute("COMMIT")
@@ -368,10 +376,10 @@ class Store:
 
     def set_version_settings(self, vid: int, settings_hash: str) -> None:
         """Record that a version's text is also what the current settings extract (rewrites the row once)."""
-        self.db.conn.execute("update versions set settings_hash = ? where id = ?", [settings_hash, vid])
+        self.conn.execute("update versions set settings_hash = ? where id = ?", [settings_hash, vid])
 
     def touch_version(self, vid: int, at: str) -> None:
-        self.db.execute("update versions set last_seen = ? where id = ?", [at, vid])
+        self.conn.execute("update versions set last_seen = ? where id = ?", [at, vid])
 
     # --- changes --------------------------------------------------------------------------
 
@@ -392,7 +400,7 @@ class Store:
             "effective_after": change.effective_date.get("after"),
             "noise": _json(change.noise),
         }
-        return _insert(self.db.conn, "changes", row)
+        return _insert(self.conn, "changes", row)
 
     def changes(
         self, site: str | None = None, since: str | None = None, material_only: bool = False
@@ -410,7 +418,7 @@ class Store:
         return [decode_change(r) for r in self.db.query(sql, args)]
 
     def change(self, cid: int) -> dict[str, Any] | None:
-        row = _one(self.db.conn.execute("select * from changes where id = ?", [cid]))
+        row = _one(self.conn.execute("select * from changes where id = ?", [cid]))
         return decode_change(row) if row else None
 
     def last_change(self, site: str, material_only: bool = True) -> dict[str, Any] | None:
@@ -419,7 +427,7 @@ class Store:
             + (" and material = 1" if material_only else "")
             + " order by id desc limit 1"
         )
-        row = _one(self.db.conn.execute(sql, [site]))
+        row = _one(self.conn.execute(sql, [site]))
         return decode_change(row) if row else None
 
     def fetches(self, site: str, limit: int = 20) -> list[dict[str, Any]]:
@@ -443,7 +451,7 @@ class Store:
             "sent_at": None,
             "payload": _json(payload or {}),
         }
-        return _insert(self.db.conn, "outbox", row)
+        return _insert(self.conn, "outbox", row)
 
     def outbox(self, states: tuple[str, ...] = ("pending", "failed")) -> list[dict[str, Any]]:
         marks = ",".join("?" for _ in states)
@@ -455,7 +463,7 @@ class Store:
 
     def claim_outbox(self, row_id: int, seen_next: str, until: str) -> bool:
         """Lease a pending row until `until`, only if nobody touched it since we read it (compare and set)."""
-        cur = self.db.execute(
+        cur = self.conn.execute(
             "update outbox set next_attempt_at = ? where id = ? and state = 'pending' and next_attempt_at = ?",
             [until, row_id, seen_next],
         )
@@ -494,7 +502,7 @@ class Store:
         return fixed
 
     def _ensure_snapshot_files(self, sites: list[str], put: Callable[..., Any], cutoff: float) -> int:
-        conn = self.db.conn
+        conn = self.conn
         assert self.snapshots is not None  # checked by the caller
         by_site: dict[str, list[tuple]] = {}
         marks = ",".join("?" for _ in sites)
