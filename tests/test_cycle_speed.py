@@ -4,6 +4,7 @@ anything: the fetch throttle, the batch's savepoints, the slim state read, strea
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,63 @@ def test_check_states_reads_only_what_a_check_needs_for_many_sites(tmp_path: Pat
     assert states["s1100"] == {"etag": '"e1100"'}  # no failure counts, errors, times...
     assert states["never-checked"] == {}
     store.close()
+
+
+def _store_with_versions(tmp_path: Path) -> tuple[Store, Path]:
+    snap = tmp_path / "snap"
+    store = Store(tmp_path / "w.db", snap)
+    for name in ("alpha", "beta"):
+        store.upsert_site(name, f"https://{name}.example/privacy", "h", "2026-01-01T00:00:00Z")
+        for i, at in enumerate(("2026-01-01T00:00:00.100Z", "2026-02-01T00:00:00.100Z")):
+            store.add_version(
+                name, markdown=f"# {name}\n\nversion {i}\n", title=name, lang="en",
+                effective_date=None, body_hash=None, at=at,
+            )  # fmt: skip
+    return store, snap
+
+
+def test_checked_snapshot_folders_are_not_read_again_until_something_touches_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, snap = _store_with_versions(tmp_path)
+    assert store.ensure_all_snapshots(["alpha", "beta"]) == 6  # two versions and latest.md each
+    assert store.ensure_all_snapshots(["alpha", "beta"]) == 0
+    # stamped with the newest version's first-seen time: the next pass only stats
+    assert (snap / "alpha" / "latest.md").stat().st_mtime_ns // 10**9 == 1769904000
+    reads: list[Path] = []
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self) or real(self))
+    assert store.ensure_all_snapshots(["alpha", "beta"]) == 0
+    assert reads == []
+
+    # an edited latest.md, a deleted version file: each folder gets the full check again
+    (snap / "alpha" / "latest.md").write_text("edited by hand\n", encoding="utf-8")
+    next(p for p in (snap / "beta").glob("2026-01-*.md")).unlink()
+    assert store.ensure_all_snapshots(["alpha", "beta"]) == 2
+    assert (snap / "alpha" / "latest.md").read_text(encoding="utf-8") == "# alpha\n\nversion 1\n"
+    assert len(list((snap / "beta").glob("2026-*.md"))) == 2
+    reads.clear()
+    assert store.ensure_all_snapshots(["alpha", "beta"]) == 0
+    assert reads == []
+
+    # a new version whose files were never written (a crash after the commit) is noticed too
+    store.add_version(
+        "beta", markdown="# beta\n\nversion 2\n", title="beta", lang="en",
+        effective_date=None, body_hash=None, at="2026-03-01T00:00:00.100Z",
+    )  # fmt: skip
+    assert store.ensure_all_snapshots(["alpha", "beta"]) == 2
+    assert (snap / "beta" / "latest.md").read_text(encoding="utf-8") == "# beta\n\nversion 2\n"
+
+
+def test_a_young_temp_file_keeps_its_folder_unstamped_until_it_can_be_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, snap = _store_with_versions(tmp_path)
+    store.ensure_all_snapshots(["alpha"])
+    (snap / "alpha" / ".tmp-crashed").write_text("half a file", encoding="utf-8")  # a write killed mid-way
+    store.ensure_all_snapshots(["alpha"])
+    assert (snap / "alpha" / ".tmp-crashed").exists()  # too young to be sure its writer is gone
+    later = time.time() + 3600
+    monkeypatch.setattr("watcher.store.time.time", lambda: later)
+    store.ensure_all_snapshots(["alpha"])
+    assert not (snap / "alpha" / ".tmp-crashed").exists()

@@ -22,6 +22,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -489,33 +490,49 @@ class Store:
         return self.ensure_all_snapshots([site], write)
 
     def ensure_all_snapshots(self, sites: list[str], write: Callable[..., Any] | None = None) -> int:
-        """`ensure_snapshots` for many sites: one query per 500 sites for their versions, one
-        directory scan per site (this runs for every site after every cycle, so it must cost little)."""
+        """`ensure_snapshots` for many sites, a chunk of 500 at a time (memory stays flat).
+
+        This runs for every site after every cycle, so a site whose files were already checked
+        costs two stat calls: once its files match the database, its folder and latest.md get
+        the newest version's first-seen time as mtime (`_stamp_ns`). Adding, removing or
+        renaming a file sets the folder's mtime to now, editing latest.md sets its own, so a
+        stamp that still matches means nothing was touched; anything else gets the full check.
+        Stamps are set only when the writes are done here (`write` is None).
+        """
         if self.snapshots is None or not sites:
             return 0
         put = write or (lambda fn, *args: fn(*args))
         fixed = 0
         cutoff = time.time() - 600.0
-        for chunk in range(0, len(sites), 500):  # a chunk at a time: memory stays flat with sites
+        for chunk in range(0, len(sites), 500):
             part = sites[chunk : chunk + 500]
-            fixed += self._ensure_snapshot_files(part, put, cutoff)
+            fixed += self._ensure_snapshot_files(part, put, cutoff, stamp=write is None)
         return fixed
 
-    def _ensure_snapshot_files(self, sites: list[str], put: Callable[..., Any], cutoff: float) -> int:
+    def _ensure_snapshot_files(self, sites: list[str], put: Callable[..., Any], cutoff: float, stamp: bool) -> int:
         conn = self.conn
         assert self.snapshots is not None  # checked by the caller
-        by_site: dict[str, list[tuple]] = {}
         marks = ",".join("?" for _ in sites)
+        # SQLite fills the bare columns from the row holding max(seq)
+        newest = {
+            row[0]: _stamp_ns(row[2], row[1])
+            for row in conn.execute(
+                f"select site, max(seq), first_seen from versions where site in ({marks}) group by site", sites
+            )
+        }
+        suspect = [site for site in sites if site in newest and not _stamped(self.snapshots / site, newest[site])]
+        if not suspect:
+            return 0
+        by_site: dict[str, list[tuple]] = {}
+        marks = ",".join("?" for _ in suspect)
         for row in conn.execute(
             f"select site, id, seq, first_seen, text_hash from versions where site in ({marks}) order by site, seq",
-            sites,
+            suspect,
         ):
             by_site.setdefault(row[0], []).append(row[1:])
         fixed = 0
-        for site in sites:
-            versions = by_site.get(site)
-            if not versions:
-                continue
+        for site in suspect:
+            versions = by_site[site]
             folder = self.snapshots / site
             present: dict[str, os.DirEntry] = {}
             try:
@@ -525,8 +542,10 @@ class Store:
                 pass
             except OSError:
                 continue
+            leftovers = False
             for name, entry in present.items():
                 if name.startswith(".tmp-"):  # left by a write killed before its rename
+                    leftovers = True
                     try:
                         if entry.stat().st_mtime < cutoff:
                             os.unlink(entry.path)
@@ -560,7 +579,25 @@ class Store:
                 # check above repairs on the next cycle (half the fsyncs of a cold cycle, issue 10)
                 put(atomic_write, folder / "latest.md", row[0], False)
                 fixed += 1
+            if stamp and not leftovers:  # a young temp file waits for the next full check
+                ns = newest[site]
+                os.utime(folder / "latest.md", ns=(ns, ns))
+                os.utime(folder, ns=(ns, ns))  # last: writing latest.md above touched the folder
         return fixed
+
+
+def _stamp_ns(first_seen: str, seq: int) -> int:
+    """The mtime (ns) of a checked snapshot folder and its latest.md: the newest version's
+    first-seen second, plus its sequence number in nanoseconds (two versions can share a second)."""
+    when = datetime.fromisoformat(first_seen.replace("Z", "+00:00"))
+    return int(when.timestamp()) * 1_000_000_000 + seq % 1_000_000_000
+
+
+def _stamped(folder: Path, ns: int) -> bool:
+    try:
+        return os.stat(folder).st_mtime_ns == ns and os.stat(folder / "latest.md").st_mtime_ns == ns
+    except OSError:
+        return False
 
 
 # Only columns stored before `markdown`: reading any column after it walks its overflow pages.
