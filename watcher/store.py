@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 import sqlite3
-import tempfile
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -483,9 +483,9 @@ class Store:
     def ensure_snapshots(self, site: str, write: Callable[..., Any] | None = None) -> int:
         """Rewrite missing or stale snapshot files from the database; returns how many.
 
-        `write(atomic_write, path, text[, durable])` may run the file writes elsewhere, e.g. in
-        threads while the cycle goes on (a version file fsyncs; latest.md gets a 4th argument,
-        durable=False); the database is read here, on the caller's thread.
+        `write(fn, *args)` may run the file operations elsewhere, in their order, e.g. in a thread
+        while the cycle goes on: `atomic_write` of each file (a version file fsyncs; latest.md
+        gets durable=False), then the folder's stamp. The database is read here, on the caller's thread.
         """
         return self.ensure_all_snapshots([site], write)
 
@@ -497,7 +497,7 @@ class Store:
         the newest version's first-seen time as mtime (`_stamp_ns`). Adding, removing or
         renaming a file sets the folder's mtime to now, editing latest.md sets its own, so a
         stamp that still matches means nothing was touched; anything else gets the full check.
-        Stamps are set only when the writes are done here (`write` is None).
+        The stamp goes through `write` too, after the site's files: set only once they are written.
         """
         if self.snapshots is None or not sites:
             return 0
@@ -506,10 +506,10 @@ class Store:
         cutoff = time.time() - 600.0
         for chunk in range(0, len(sites), 500):
             part = sites[chunk : chunk + 500]
-            fixed += self._ensure_snapshot_files(part, put, cutoff, stamp=write is None)
+            fixed += self._ensure_snapshot_files(part, put, cutoff)
         return fixed
 
-    def _ensure_snapshot_files(self, sites: list[str], put: Callable[..., Any], cutoff: float, stamp: bool) -> int:
+    def _ensure_snapshot_files(self, sites: list[str], put: Callable[..., Any], cutoff: float) -> int:
         conn = self.conn
         assert self.snapshots is not None  # checked by the caller
         marks = ",".join("?" for _ in sites)
@@ -579,10 +579,8 @@ class Store:
                 # check above repairs on the next cycle (half the fsyncs of a cold cycle, issue 10)
                 put(atomic_write, folder / "latest.md", row[0], False)
                 fixed += 1
-            if stamp and not leftovers:  # a young temp file waits for the next full check
-                ns = newest[site]
-                os.utime(folder / "latest.md", ns=(ns, ns))
-                os.utime(folder, ns=(ns, ns))  # last: writing latest.md above touched the folder
+            if not leftovers:  # a young temp file waits for the next full check
+                put(_stamp, folder, newest[site])
         return fixed
 
 
@@ -591,6 +589,11 @@ def _stamp_ns(first_seen: str, seq: int) -> int:
     first-seen second, plus its sequence number in nanoseconds (two versions can share a second)."""
     when = datetime.fromisoformat(first_seen.replace("Z", "+00:00"))
     return int(when.timestamp()) * 1_000_000_000 + seq % 1_000_000_000
+
+
+def _stamp(folder: Path, ns: int) -> None:
+    os.utime(folder / "latest.md", ns=(ns, ns))
+    os.utime(folder, ns=(ns, ns))  # last: writing latest.md touched the folder
 
 
 def _stamped(folder: Path, ns: int) -> bool:
@@ -631,14 +634,25 @@ def snapshot_name(at: str) -> str:
 
 def atomic_write(path: Path, text: str, durable: bool = True) -> None:
     """Temp file + rename: never a partial file. `durable=False` skips the fsync, for a file
-    that is checked against the database and rewritten on every cycle anyway (latest.md)."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=str(path.parent))
+    that is checked against the database and rewritten on every cycle anyway (latest.md).
+
+    Plain os calls, no tempfile/TextIOWrapper: a cold cycle writes two files per site, and
+    mkstemp's machinery was a third of their cost (issue 10). The temp name is unique per
+    process and thread; a leftover from a killed writer is removed by the snapshot check.
+    Files get the usual 0o666 & ~umask, like any file the user's tools write.
+    """
+    tmp = f"{path.parent}{os.sep}.tmp-{path.name}-{os.getpid()}-{threading.get_ident()}"
+    data = text.encode("utf-8")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
             if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         try:
