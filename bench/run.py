@@ -388,12 +388,24 @@ def measure(cmd: list[str], *, cwd: Path, env: dict[str, str], stdout: Path) -> 
 # The two tools
 
 
+def _fresh(work: Path, *state: str) -> None:
+    """A tool's folder without what an earlier run left (a reused --workdir): the cold cycle
+    must start from an empty database, or it is a warm cycle under another name."""
+    work.mkdir(parents=True, exist_ok=True)
+    for name in state:
+        path = work / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
 class WatcherTool:
     name = "watcher"
 
     def __init__(self, work: Path, urls: list[str], concurrency: int) -> None:
         self.work = work
-        self.work.mkdir(parents=True, exist_ok=True)
+        _fresh(work, "watcher.db", "watcher.db-wal", "watcher.db-shm", "snapshots")
         self.config = work / "sites.toml"
         lines = [
             "[settings]",
@@ -465,7 +477,7 @@ class UrlwatchTool:
 
     def __init__(self, work: Path, urls: list[str], venv: Path) -> None:
         self.work, self.venv = work, venv
-        self.work.mkdir(parents=True, exist_ok=True)
+        _fresh(work, "cache.db")
         docs = [
             f"name: p{i:05d}\nurl: {url}\nignore_cached: true\nfilter:\n  - html2text: pyhtml2text\n"
             for i, url in enumerate(urls)
