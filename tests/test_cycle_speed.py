@@ -155,3 +155,20 @@ def test_a_young_temp_file_keeps_its_folder_unstamped_until_it_can_be_removed(
     monkeypatch.setattr("watcher.store.time.time", lambda: later)
     store.ensure_all_snapshots(["alpha"])
     assert not (snap / "alpha" / ".tmp-crashed").exists()
+
+
+def test_a_folder_that_cannot_be_stamped_is_fully_checked_again_not_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, snap = _store_with_versions(tmp_path)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(1, "Operation not permitted")  # files owned by another user
+
+    monkeypatch.setattr("watcher.store.os.utime", refuse)
+    assert store.ensure_all_snapshots(["alpha"]) == 3  # the files are written all the same
+    reads: list[Path] = []
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self) or real(self))
+    assert store.ensure_all_snapshots(["alpha"]) == 0
+    assert reads == [snap / "alpha" / "latest.md"]  # unstamped: checked in full, found right

@@ -291,7 +291,6 @@ class Fetcher:
         self.allow_private = allow_private
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
         self._lock = threading.Lock()
-        self._urls: dict[str, httpx.URL] = {}  # parsed once: httpx's URL parser is 2/3 of building a request
         limits = httpx.Limits(max_connections=max(pool_size, 1) * 2, max_keepalive_connections=max(pool_size, 1) * 2)
         self._timeout = httpx.Timeout(timeout, connect=min(timeout, 15.0))
         self._transports: dict[bool, httpx.HTTPTransport] = {}
@@ -428,7 +427,7 @@ class Fetcher:
                 _check_public(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
             seen.add(current)
             try:
-                request = httpx.Request("GET", self._url(current), headers=sent, extensions=extensions)
+                request = httpx.Request("GET", current, headers=sent, extensions=extensions)
             except httpx.InvalidURL as exc:  # parsed here, so a bad URL is our one-line error
                 raise FetchError("url", f"invalid URL {current!r}: {_first_line(exc)}") from None
             if parts.username is not None or parts.password is not None:
@@ -474,15 +473,6 @@ class Fetcher:
             finally:
                 resp.close()
         raise FetchError("redirects", f"more than {MAX_REDIRECTS} redirects", result.status)
-
-    def _url(self, url: str) -> httpx.URL:
-        parsed = self._urls.get(url)
-        if parsed is None:
-            parsed = httpx.URL(url)
-            if len(self._urls) >= 20_000:  # bounded: redirect targets can be endless
-                self._urls.clear()
-            self._urls[url] = parsed
-        return parsed
 
     def _read(self, result: FetchResult, resp: httpx.Response, start: float) -> None:
         head = _headers(resp)

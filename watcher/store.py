@@ -592,8 +592,13 @@ def _stamp_ns(first_seen: str, seq: int) -> int:
 
 
 def _stamp(folder: Path, ns: int) -> None:
-    os.utime(folder / "latest.md", ns=(ns, ns))
-    os.utime(folder, ns=(ns, ns))  # last: writing latest.md touched the folder
+    """Best effort: a folder that cannot be stamped (files owned by another user, a file system
+    without settable times) only gets the full check again next cycle."""
+    try:
+        os.utime(folder / "latest.md", ns=(ns, ns))
+        os.utime(folder, ns=(ns, ns))  # last: writing latest.md touched the folder
+    except OSError:
+        pass
 
 
 def _stamped(folder: Path, ns: int) -> bool:
