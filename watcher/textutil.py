@@ -60,10 +60,9 @@ WORD = re.compile(r"\w+(?:['’]\w+)*", re.UNICODE)
 # with a dict, and clean() runs on every block of every page (issue 10). The sets are
 # disjoint, so mapping then deleting is the same as translating with both (plus C0/C1 controls).
 _SPACE_RX = re.compile("[" + re.escape("".join(map(chr, _SPACES))) + "]")
-_DROP_RX = re.compile("[" + re.escape("".join(map(chr, _INVISIBLE))) + r"\x00-\x08\x0e-\x1f\x7f-\x9f]")
-
-
-_DROP_ASCII = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+_CONTROLS = r"\x00-\x08\x0e-\x1f\x7f"  # C0 controls other than whitespace, and DEL
+_DROP_RX = re.compile("[" + re.escape("".join(map(chr, _INVISIBLE))) + _CONTROLS + r"\x80-\x9f]")  # + C1
+_DROP_ASCII = re.compile(f"[{_CONTROLS}]")  # what _DROP_RX can find in ASCII text
 
 
 def clean(text: str) -> str:
