@@ -180,13 +180,21 @@ def test_connection_refused(fetcher: Fetcher) -> None:
 
 
 def test_timeout(web: HTTPServer) -> None:
+    release = threading.Event()
+
     def slow(_request: Request) -> Response:
-        time.sleep(1.5)
+        release.wait(5)
         return Response(PAGE, content_type="text/html")
 
     web.expect_request("/slow").respond_with_handler(slow)
     with Fetcher(user_agent="t", timeout=0.3) as f:
         res = f.fetch(web.url_for("/slow"))
+    # Let the server's handler finish now: a request still in flight would land in the
+    # next test's request log.
+    release.set()
+    deadline = time.monotonic() + 5
+    while not web.log and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert not res.ok
     assert res.error_kind == "timeout"
     assert "timeout after 0.3s" in res.error
