@@ -4,6 +4,7 @@ the classifier, overlapping `watcher run` / `watcher check`, dying parse workers
 
 from __future__ import annotations
 
+import gc
 import os
 import sqlite3
 import sys
@@ -17,7 +18,16 @@ from werkzeug import Request, Response
 
 from watcher import samples
 from watcher.config import Config, load
-from watcher.cycle import REBASELINE_REASON, Prepared, SiteResult, _Parsers, parse_page, parse_workers, run_cycle
+from watcher.cycle import (
+    REBASELINE_REASON,
+    Prepared,
+    SiteResult,
+    _Parsers,
+    _Writes,
+    parse_page,
+    parse_workers,
+    run_cycle,
+)
 from watcher.errors import StoreError
 from watcher.models import FetchResult
 from watcher.store import Store, text_hash
@@ -395,3 +405,48 @@ def test_a_worker_does_not_compress_a_body_whose_text_is_stored() -> None:
     prev = (first.text_hash, first.markdown, first.lang)
     again = parse_page(html_page(token="b").encode(), "text/html", site, 5.0, prev)
     assert again.error is None and again.text_hash == text_hash(first.markdown) and again.packed is None
+
+
+# --- 9. memory: nothing per site outlives its work ---------------------------------------------
+
+
+def test_a_snapshot_that_cannot_be_written_is_logged_and_the_cycle_goes_on(
+    web: HTTPServer, write_config, monkeypatch, caplog
+) -> None:
+    monkeypatch.setenv("WATCHER_WORKERS", "2")
+    names = [f"s{i}" for i in range(10)]
+    for n in names:
+        web.expect_request(f"/{n}").respond_with_handler(
+            lambda _r, n=n: Response(html_page(token=n), content_type="text/html")
+        )
+    config = load(write_config(sites_toml(web, names)))
+    assert config.settings.snapshots is not None
+    blocked = Path(config.settings.snapshots) / "s3" / "latest.md"
+    (blocked / "in-the-way").mkdir(parents=True)  # latest.md is a folder: its write fails in a thread
+    with caplog.at_level("ERROR", logger="watcher.cycle"):
+        results = cycle(config)
+    assert {r.outcome for r in results.values()} == {"new"}
+    failed = [r for r in caplog.records if "cannot write snapshot files" in r.getMessage()]
+    assert len(failed) == 2  # the write in the cycle's thread, then the closing check's retry
+    assert count(config.settings.database, "versions") == 10
+    assert len(list((blocked.parent).glob("20*.md"))) == 1  # the version file came first and stands
+    assert (Path(config.settings.snapshots) / "s4" / "latest.md").is_file()
+    # the objects frozen for the forked parse workers are collectable again once the pool is gone
+    assert gc.get_freeze_count() == 0
+
+
+def test_finished_snapshot_writes_are_forgotten_and_their_errors_kept() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    writes = _Writes()
+
+    def write(i: int) -> None:
+        if i == 7:
+            raise OSError(28, "No space left on device")
+
+    with ThreadPoolExecutor(4) as pool:
+        for i in range(200):
+            writes.add(pool.submit(write, i))
+        errors = writes.wait()
+    assert writes.pending == set()  # a cold cycle of thousands of sites holds none of them
+    assert [e.errno for e in errors if isinstance(e, OSError)] == [28]
