@@ -372,3 +372,12 @@ def test_the_year_pattern_finds_what_the_plain_lookbehind_form_finds(text: str) 
 
     plain = re.compile(r"(?<!\d)(?:19[89]\d|20\d\d|21\d\d)(?!\d)")
     assert [m.span() for m in _YEAR.finditer(text)] == [m.span() for m in plain.finditer(text)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="ab_9 '’-.,é\t\nß", max_size=40) | st.text(max_size=40))
+def test_counting_words_matches_the_word_pattern(text: str) -> None:
+    """textutil.count_words has an ASCII fast path; it must count what WORD finds."""
+    from watcher.textutil import WORD, count_words
+
+    assert count_words(text) == len(WORD.findall(text))

@@ -30,7 +30,7 @@ from importlib import resources
 from lxml import etree
 
 from .models import Block, Document, Section
-from .textutil import WORD, clean
+from .textutil import WORD, clean, count_words
 
 DEFAULT_BUDGET_S = 20.0
 _OVER_BUDGET = "the page took too long to normalize (over the per-page time budget, settings.normalize_budget)"
@@ -290,8 +290,8 @@ def _is_hidden(el: etree._Element) -> bool:
 
 def _sentence_words(el: etree._Element) -> tuple[int, int]:
     """(words of non-link text in sentence-like runs, words inside links) under `el`."""
-    link = sum(len(WORD.findall(_text(a))) for a in el.iter("a"))
-    total = len(WORD.findall(_text(el)))
+    link = sum(count_words(_text(a)) for a in el.iter("a"))
+    total = count_words(_text(el))
     return max(0, total - link), link
 
 
@@ -335,10 +335,10 @@ def _prune(root: etree._Element, remove: Iterable[str], deadline: float | None =
             if hit is None:
                 hit = named[attrs] = (bool(chrome["banner"].search(attrs)), bool(_SR_ONLY.search(attrs)))
             banner, sr_only = hit
-            if banner and len(WORD.findall(_text(el))) <= chrome["banner_max_words"]:
+            if banner and count_words(_text(el)) <= chrome["banner_max_words"]:
                 doomed.append(el)
                 continue
-            if sr_only and len(WORD.findall(_text(el))) <= 12:
+            if sr_only and count_words(_text(el)) <= 12:
                 doomed.append(el)
                 continue
         if tag in chrome["tags"] or role in chrome["roles"]:
@@ -460,7 +460,7 @@ class _Walker:
             return
         visible = [(p, b, ln) for p, b, ln in pieces if p.strip()]
         bold = bool(visible) and all(b for p, b, _ in visible if WORD.search(p))
-        link_words = sum(len(WORD.findall(p)) for p, _, ln in pieces if ln)
+        link_words = sum(count_words(p) for p, _, ln in pieces if ln)
         kind, owner, level = self._context()
         if kind == "h":
             self.blocks.append(RawBlock("h", text, level=level, owner=owner, link_words=link_words))
@@ -958,7 +958,7 @@ _END_PUNCT = re.compile(r"[.,;:!?]$")
 @lru_cache(maxsize=16384)
 def _heading_words(text: str) -> int:
     """Words in a block's text; cached, as headings, scores and lead-in ask again for the same blocks."""
-    return len(WORD.findall(text))
+    return count_words(text)
 
 
 def _numbered_depth(text: str) -> int:

@@ -55,6 +55,17 @@ _TYPO = str.maketrans(
 )
 WORD = re.compile(r"\w+(?:['’]\w+)*", re.UNICODE)
 
+# ASCII letters, digits and "_" (what \w is in ASCII) kept, every other byte a space
+_ASCII_WORD_BYTES = bytes(c if c < 128 and (chr(c).isalnum() or c == 95) else 32 for c in range(256))
+
+
+def count_words(text: str) -> int:
+    """len(WORD.findall(text)), about twice as fast on ASCII text without apostrophes (most
+    blocks of English pages): every block of every new page is counted (issue 10)."""
+    if text.isascii() and "'" not in text:
+        return len(text.encode("ascii").translate(_ASCII_WORD_BYTES).split())
+    return len(WORD.findall(text))
+
 
 # The same mappings as two character classes: a regex scan is ~3x faster than str.translate
 # with a dict, and clean() runs on every block of every page (issue 10). The sets are
