@@ -1279,7 +1279,10 @@ def to_markdown(doc: Document) -> str:
             out.append("")
         if out and out[-1] != "":
             out.append("")
-    text = re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip("\n")
+    text = "\n".join(out)
+    while "\n\n\n" in text:  # runs of blank lines to one; str search, not a regex scan of the page
+        text = text.replace("\n\n\n", "\n\n")
+    text = text.strip("\n")
     # a list ends with a blank line before the next paragraph or heading (line by line: the
     # multi-line regex that did this scanned every character, ~5% of parsing a page)
     lines = text.split("\n")
