@@ -381,3 +381,26 @@ def test_counting_words_matches_the_word_pattern(text: str) -> None:
     from watcher.textutil import WORD, count_words
 
     assert count_words(text) == len(WORD.findall(text))
+
+
+_JSON_VALUES = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text()
+    | st.floats(allow_nan=False)
+    | st.lists(st.text(), max_size=3)
+    | st.lists(st.integers(), max_size=2)
+    | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), _JSON_VALUES, max_size=6) | st.lists(st.integers(), max_size=2))
+def test_check_json_items_are_written_as_json_dumps_writes_them(item: object) -> None:
+    """`watcher check --json` writes each result without json's slow indenting encoder."""
+    import json
+
+    from watcher.cli import _indented_json
+
+    assert _indented_json(item) == json.dumps(item, ensure_ascii=False, indent=2)
