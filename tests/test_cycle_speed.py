@@ -11,7 +11,7 @@ import pytest
 
 from watcher import cycle
 from watcher.cycle import Throttle
-from watcher.store import Store
+from watcher.store import Store, snapshot_name
 
 
 class Clock:
@@ -172,3 +172,48 @@ def test_a_folder_that_cannot_be_stamped_is_fully_checked_again_not_an_error(
     monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self) or real(self))
     assert store.ensure_all_snapshots(["alpha"]) == 0
     assert reads == [snap / "alpha" / "latest.md"]  # unstamped: checked in full, found right
+
+
+def test_a_first_versions_files_are_written_from_its_text_and_come_out_checked(
+    web, write_config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New sites' files are written without reading the versions back; they are the files the
+    full check writes, stamped, and a folder left from an earlier database still gets that check."""
+    from werkzeug import Response
+
+    from watcher import samples
+    from watcher.config import load
+    from watcher.cycle import run_cycle
+
+    names = ["fresh", "leftover"]
+    for n in names:
+        web.expect_request(f"/{n}").respond_with_handler(
+            lambda _r, n=n: Response(samples.page("wesgar", token=n), content_type="text/html")
+        )
+    body = "".join(f'[[site]]\nname = "{n}"\nurl = "{web.url_for("/" + n)}"\n' for n in names)
+    config = load(write_config(body))
+    snap = Path(config.settings.snapshots)
+    (snap / "leftover").mkdir(parents=True)
+    (snap / "leftover" / "latest.md").write_text("from a deleted database\n", encoding="utf-8")
+
+    store = Store(config.settings.database, config.settings.snapshots)
+    reads: list[str] = []
+    real_ensure = Store.ensure_snapshots
+    monkeypatch.setattr(
+        Store, "ensure_snapshots", lambda self, site, write=None: reads.append(site) or real_ensure(self, site, write)
+    )
+    results = {r.site: r for r in run_cycle(config, store, config.sites)}
+    assert {r.outcome for r in results.values()} == {"new"}
+    assert reads == ["leftover"]  # the new folder was written from the text in hand
+
+    for n in names:
+        markdown, first_seen = store.conn.execute(
+            "select markdown, first_seen from versions where site = ?", [n]
+        ).fetchone()
+        files = sorted(p.name for p in (snap / n).iterdir())
+        assert files == [snapshot_name(first_seen), "latest.md"]
+        assert all((snap / n / f).read_text(encoding="utf-8") == markdown for f in files)
+    # both folders are stamped: the next check does not read them
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"read {self}"))
+    assert store.ensure_all_snapshots(names) == 0
+    store.close()

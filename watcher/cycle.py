@@ -405,6 +405,8 @@ def run_cycle(
             window = threads * 3  # pages in flight: bounded, whatever the number of sites
             finished: SimpleQueue[Future] = SimpleQueue()  # O(1) per page, unlike wait() on all in flight
             unannounced: list[SiteResult] = []  # recorded in the open batch, not yet committed
+            # a site's first version: (first seen, Markdown), to write its files without reading them back
+            firsts: dict[str, tuple[str, str]] = {}
             batch_until = 0.0
             throttle = Throttle(threads)
 
@@ -424,7 +426,7 @@ def run_cycle(
                 store.commit()
                 for done in unannounced:
                     if done.outcome in ("new", "changed"):
-                        _snapshots(store, done.site, io.submit, writes)
+                        _snapshots(store, done.site, io.submit, writes, firsts.pop(done.site, None))
                     if on_result:
                         on_result(done)
                 unannounced.clear()
@@ -450,9 +452,9 @@ def run_cycle(
                     # the worker also classifies the change, against the version stored now
                     # (none for a new baseline: there is nothing to compare with)
                     prev = None
-                    if not _extracted_otherwise(store, prep.site):
-                        last = store.latest_version(prep.site.name)
-                        prev = (last["text_hash"], last["markdown"], last["lang"] or "") if last else None
+                    last = store.latest_version(prep.site.name)
+                    if last and not _extracted_otherwise(store, prep.site):
+                        prev = (last["text_hash"], last["markdown"], last["lang"] or "")
                     parsed = parsers.submit(prep, budget, prev, config.settings.hold_drop_ratio)
                     parsing[parsed] = prep
                     parsed.add_done_callback(finished.put)
@@ -462,6 +464,8 @@ def run_cycle(
                 store.begin()  # joined by record()'s own transaction, committed by flush()
                 res = record(config, store, prep)
                 results.append(res)
+                if res.outcome == "new" and res.version == 1 and prep.parsed and prep.fetch.fetched_at:
+                    firsts[res.site] = (prep.fetch.fetched_at, prep.parsed.markdown)
                 unannounced.append(res)
                 if (
                     res.outcome in ("new", "changed", "held")  # acknowledged (committed) at once
@@ -554,14 +558,20 @@ class _Writes:
         return self.errors
 
 
-def _snapshots(store: Store, site: str, submit: Callable, writes: _Writes) -> None:
+def _snapshots(
+    store: Store, site: str, submit: Callable, writes: _Writes, first: tuple[str, str] | None = None
+) -> None:
     """Bring a site's snapshot files up to date, the file writes (fsyncs) in a thread via `submit`.
 
     A site's files are written in order (its version file, then latest.md), as without threads.
+    `first` (first seen, Markdown) is a site's first version, just stored: its files are written
+    from it, unless its folder already exists (then the usual check reads the database).
     """
     try:
         todo: list[tuple] = []
-        store.ensure_snapshots(site, write=lambda *a: todo.append(a))
+        put = lambda *a: todo.append(a)  # noqa: E731
+        if first is None or not store.first_snapshot(site, *first, write=put):
+            store.ensure_snapshots(site, write=put)
         if todo:
             writes.add(submit(_write_all, todo))
     except OSError as exc:
