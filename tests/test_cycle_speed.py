@@ -217,3 +217,21 @@ def test_a_first_versions_files_are_written_from_its_text_and_come_out_checked(
     monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"read {self}"))
     assert store.ensure_all_snapshots(names) == 0
     store.close()
+
+
+def test_registering_many_sites_reads_them_in_chunks_and_finds_changed_extraction(tmp_path: Path) -> None:
+    store = Store(tmp_path / "w.db")
+    at = "2026-01-01T00:00:00.000000Z"
+    sites = [(f"s{i}", f"https://s{i}.example/p", "h1") for i in range(1200)]
+    assert store.register_sites(sites, at) == set()
+    for name, settings in (("s5", "h1"), ("s700", "h1"), ("s1100", "h0"), ("s1100", "h1")):
+        store.add_version(
+            name, markdown=f"# {name}\n", title=name, lang="en", effective_date=None, body_hash=None,
+            at=at, settings_hash=settings,
+        )  # fmt: skip
+    sites[700] = ("s700", "https://s700.example/moved", "h2")  # a new selector, and a new URL
+    assert store.register_sites(sites, at) == {"s700"}  # s1100's newest version used h1, s5's too
+    row = store.conn.execute("select url, settings_hash from sites where name = 's700'").fetchone()
+    assert row == ("https://s700.example/moved", "h2")
+    assert store.conn.execute("select count(*) from sites").fetchone()[0] == 1200
+    store.close()

@@ -369,13 +369,11 @@ def run_cycle(
     results: list[SiteResult] = []
     now = now_iso()
     with store.transaction():
-        for site in sites:
-            # the database keeps the URL without its credentials (user:password@, ?token=)
-            store.upsert_site(site.name, redact(site.url), site.settings_hash(), now)
-            if _extracted_otherwise(store, site):
-                # a new selector/remove: refetch and reparse in full, whatever the validators
-                # say; record() makes the result a new baseline, not a change
-                store.update_state(site.name, etag=None, last_modified=None, last_body_hash=None)
+        # the database keeps the URL without its credentials (user:password@, ?token=)
+        for name in store.register_sites([(s.name, redact(s.url), s.settings_hash()) for s in sites], now):
+            # a new selector/remove: refetch and reparse in full, whatever the validators
+            # say; record() makes the result a new baseline, not a change
+            store.update_state(name, etag=None, last_modified=None, last_body_hash=None)
     states = store.check_states([site.name for site in sites])
     order = {site.name: i for i, site in enumerate(sites)}
     budget = config.settings.normalize_budget
