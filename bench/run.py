@@ -524,6 +524,18 @@ class UrlwatchTool:
         return Run(self.name, n, scenario, wall, cpu, rss, rc, {k: v for k, v in outcomes.items() if v})
 
 
+def compile_watcher() -> None:
+    """Byte-compile watcher's modules, as `pip install` does for urlwatch's venv. An editable
+    install compiles them on first import, unless PYTHONDONTWRITEBYTECODE is set (as on these
+    VMs): then every `watcher check` compiled 14 modules again, ~30 ms of each measured run."""
+    import compileall
+
+    import watcher
+
+    for folder in watcher.__path__:
+        compileall.compile_dir(folder, quiet=1)
+
+
 def ensure_urlwatch(fresh: bool) -> Path:
     venv = CACHE / f"urlwatch-{URLWATCH_VERSION}"
     if fresh and venv.exists():
@@ -691,6 +703,7 @@ def main() -> None:
 
     nginx_bin = ensure_nginx()
     venv = None if args.no_urlwatch else ensure_urlwatch(args.fresh_urlwatch)
+    compile_watcher()
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="watcher-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     os.chmod(work, 0o755)  # the unprivileged nginx must be able to read the pages
