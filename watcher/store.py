@@ -207,7 +207,7 @@ class Store:
 
     def register_sites(self, sites: list[tuple[str, str, str]], now: str) -> set[str]:
         """`upsert_site` for many (name, url, settings hash), reading what is stored a chunk of
-        500 at a time (two queries per site were a tenth of an unchanged cycle, issue 10).
+        500 at a time: a cycle used to ask two questions per site before its first fetch (issue 10).
 
         Returns the sites whose newest version was extracted under other settings (a changed
         selector or remove list; see `version_settings_hash`)."""
@@ -222,12 +222,12 @@ class Store:
                 for row in conn.execute(f"select name, url, settings_hash from sites where name in ({marks})", names)
             }
             # the bare column comes from the row holding max(seq), read from the covering index
-            extracted = dict(
-                (row[0], row[1])
+            extracted = {
+                row[0]: row[1]
                 for row in conn.execute(
                     f"select site, settings_hash, max(seq) from versions where site in ({marks}) group by site", names
                 )
-            )
+            }
             for name, url, settings_hash in part:
                 now_stored = stored.get(name)
                 if now_stored is None:
