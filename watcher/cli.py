@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import wraps
+from json.encoder import encode_basestring as _json_str  # a str as json.dumps(ensure_ascii=False) writes it
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -188,10 +189,8 @@ def _with_progress(run: Callable[[Callable[[Any], None]], list[Any]], total: int
 
 def _json_scalar(value: Any) -> str | None:
     """A string, int, bool or null as json.dumps writes it (None: anything else)."""
-    from json.encoder import encode_basestring  # the C encoder's, with ensure_ascii=False
-
     if isinstance(value, str):
-        return encode_basestring(value)
+        return _json_str(value)
     if value is None:
         return "null"
     if value is True or value is False:
@@ -206,16 +205,14 @@ def _indented_json(item: Any) -> str:
     uses its pure-Python encoder, a twentieth of an unchanged check's CPU for `check --json`
     (issue 10): a flat dict of scalars and string lists, every check's result, is written here."""
     if type(item) is dict and item:
-        from json.encoder import encode_basestring
-
         lines = []
         for key, value in item.items():
             text = _json_scalar(value) if type(key) is str else None
             if text is None:
                 if type(key) is not str or type(value) is not list or any(type(v) is not str for v in value):
                     break
-                text = "[\n    " + ",\n    ".join(map(encode_basestring, value)) + "\n  ]" if value else "[]"
-            lines.append(f"  {encode_basestring(key)}: {text}")
+                text = "[\n    " + ",\n    ".join(map(_json_str, value)) + "\n  ]" if value else "[]"
+            lines.append(f"  {_json_str(key)}: {text}")
         else:
             return "{\n" + ",\n".join(lines) + "\n}"
     return json.dumps(item, ensure_ascii=False, indent=2)
