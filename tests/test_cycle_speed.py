@@ -62,6 +62,19 @@ def test_the_throttle_waits_a_whole_window_and_respects_a_concurrency_of_one(clo
         assert one.limit == 1
 
 
+def test_a_fetch_process_throttle_starts_at_one_and_goes_back_to_one(clock: Clock) -> None:
+    t = Throttle(8, start=1, least=1)  # a fetch process: nothing else there needs the GIL
+    assert t.limit == 1
+    for _ in range(3):
+        clock.spend(Throttle.WINDOW * 1.01, 0.1)
+        t.tick()
+    assert t.limit == 8
+    for _ in range(4):
+        clock.spend(Throttle.WINDOW * 1.01, 1.0)
+        t.tick()
+    assert t.limit == 1
+
+
 def test_a_failed_check_inside_a_batch_rolls_back_only_its_own_savepoint(tmp_path: Path) -> None:
     store = Store(tmp_path / "w.db")
     store.begin()

@@ -1,7 +1,8 @@
 """One check of many sites: fetch -> guard -> normalize -> diff -> classify -> store -> queue.
 
 Pages are fetched by a pool of threads (the sync httpx client: faster than its async one
-here, issue 10); a body whose hash equals the last one stops there, undecoded and unparsed.
+here, issue 10), in a big cycle by threads in forked fetch processes, one per core
+(`_FetchProcess`); a body whose hash equals the last one stops there, undecoded and unparsed.
 New bodies are decoded, normalized, guarded, rendered and dated in worker processes
 (`parse_workers`), which also run the drop guard and classify the change against the version
 stored when the page was handed over, so parsing runs beside fetching instead of behind the
@@ -19,10 +20,12 @@ wrong (storage failures do, as one-line StoreErrors).
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import BrokenExecutor, Future, ThreadPoolExecutor
@@ -274,17 +277,20 @@ class Throttle:
     GIL instead, and ten fetch threads cost about twice the CPU of one (bench/run.py, issue 10),
     slowing the database writes that share the GIL too. So every WINDOW seconds the share of a
     core the process used decides: at least BUSY, halve the limit; under IDLE, double it (a
-    slow server or many hosts: at `most` within a few windows); in between, keep it. It starts
-    at two: each connection opened stays in httpcore's pool, which polls every idle one on each
-    request, so a burst of threads at the start would tax every later fetch.
+    slow server or many hosts: at `most` within a few windows); in between, keep it, never
+    under `least`. It starts at two (`start`): each connection opened stays in httpcore's pool,
+    which polls every idle one on each request, so a burst of threads at the start would tax
+    every later fetch. Two is also the floor where the same process writes the database: one
+    page on the wire, one being read; the fetch process, which does nothing else, goes down to one.
     """
 
     WINDOW = 0.1
     BUSY = 0.85
     IDLE = 0.6
 
-    def __init__(self, most: int, start: int = 2) -> None:
+    def __init__(self, most: int, start: int = 2, least: int = 2) -> None:
         self.most = max(1, most)
+        self.least = min(self.most, least)
         self.limit = min(self.most, start)
         self._wall, self._cpu = time.monotonic(), time.process_time()
 
@@ -295,23 +301,23 @@ class Throttle:
         cpu = time.process_time()
         used = (cpu - self._cpu) / (wall - self._wall)
         if used >= self.BUSY:
-            self.limit = max(min(2, self.most), self.limit // 2)  # two: one on the wire, one being read
+            self.limit = max(self.least, self.limit // 2)
         elif used < self.IDLE:
             self.limit = min(self.most, self.limit * 2)
         self._wall, self._cpu = wall, cpu
 
 
-def make_fetcher(config: Config) -> Fetcher:
-    """The fetcher for a config's settings; long-lived callers (the daemon) keep one for its
-    keep-alive connections and TLS contexts."""
+def make_fetcher(config: Config, concurrency: int = 0, per_host: int = 0) -> Fetcher:
+    """The fetcher for a config's settings (or a fetch process's share of `concurrency` and
+    `per_host`); long-lived callers (the daemon) keep one for its keep-alive connections and TLS contexts."""
     s = config.settings
     return Fetcher(
         user_agent=s.user_agent,
         timeout=s.timeout,
         max_bytes=s.max_bytes,
-        per_host=s.per_host,
+        per_host=per_host or s.per_host,
         allow_private=s.allow_private,
-        pool_size=s.concurrency,
+        pool_size=concurrency or s.concurrency,
     )
 
 
@@ -349,6 +355,190 @@ def _extracted_otherwise(store: Store, site: Site) -> bool:
     return stored is not None and stored != site.settings_hash()
 
 
+# A cycle of at least this many sites fetches in forked processes (see `_FetchProcess`): a fork
+# and the results' round trip cost ~10 ms, a fetch ~0.5 ms of CPU taken off this process.
+MIN_SITES_FOR_FETCH_PROCESS = 100
+
+
+def fetch_processes(config: Config, sites: int) -> int:
+    """How many child processes fetch a cycle of `sites` sites (0: this process's threads).
+
+    WATCHER_FETCH_PROCESSES=N decides (0 = none); else, on Linux with several usable cores and
+    at least MIN_SITES_FOR_FETCH_PROCESS sites (the daemon checks smaller batches), one per core.
+    Never more than `concurrency` or `per_host`: each process takes its share of both, so
+    neither limit is exceeded in all.
+    """
+    if not hasattr(os, "fork"):
+        return 0
+    env = os.environ.get("WATCHER_FETCH_PROCESSES", "").strip()
+    if env.isdigit():
+        wanted = int(env)
+    elif sys.platform != "linux" or sites < MIN_SITES_FOR_FETCH_PROCESS:
+        return 0
+    else:
+        wanted = len(os.sched_getaffinity(0))
+        wanted = wanted if wanted > 1 else 0
+    return min(wanted, max(1, config.settings.concurrency), max(1, config.settings.per_host))
+
+
+def _share(total: int, parts: int, part: int) -> int:
+    """Part `part` of `total` split in `parts` as evenly as whole numbers allow (at least 1)."""
+    return max(1, total // parts + (1 if part < total % parts else 0))
+
+
+class _FetchProcess:
+    """Fetching in a forked child process, for a big cycle.
+
+    In one process the HTTP client's Python layers (~0.5 ms of CPU per fetch) and the database
+    writes take turns on one GIL, and the fetch threads' hand-offs of it cost system time too;
+    in processes of their own the fetches run on the other cores (issue 10). A child inherits
+    the cycle's sites and their states at the fork, fetches the sites at `indices` in order
+    (its own fetcher with `concurrency` and `per_host`, as many threads, a `Throttle`) and
+    sends back what `prepare` made of each, without its Site. A reader thread here hands each
+    one to `deliver` as a Prepared, and then this object itself once the child has ended. A
+    page is read only with one of the cycle's `slots` (given back as each page is recorded),
+    so memory stays bounded when the children are faster than the database. If a child dies,
+    `outstanding` holds the sites it never answered for.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        sites: list[Site],
+        indices: list[int],
+        states: dict[str, dict],
+        limits: tuple[int, int],
+        inline: bool,
+        slots: threading.Semaphore,
+        deliver: Callable[[Any], None],
+    ) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork")
+        self._conn, child = ctx.Pipe(duplex=False)
+        self.sites = sites
+        self.outstanding = set(indices)  # changed by the reader thread only, until it ends
+        self._slots = slots
+        self._deliver = deliver
+        self._closing = False
+        gc.freeze()  # as for the parse workers: the child's collections must not copy this heap
+        try:
+            self.proc = ctx.Process(
+                target=_fetch_child,
+                args=(child, config, sites, indices, states, limits, inline),
+                name="watcher-fetch",
+                daemon=True,
+            )
+            self.proc.start()
+        finally:
+            gc.unfreeze()
+            child.close()
+        self._reader = threading.Thread(target=self._read, name="fetch-results", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        try:
+            while True:
+                while not self._slots.acquire(timeout=STOP_POLL):
+                    if self._closing:
+                        return
+                try:
+                    index, fields = self._conn.recv()
+                except (EOFError, OSError):
+                    break
+                except Exception as exc:  # a result that cannot be read: the rest is fetched in the parent
+                    log.error("the fetch process sent a result that cannot be read: %s: %s", type(exc).__name__, exc)
+                    self.proc.terminate()
+                    break
+                self.outstanding.discard(index)
+                self._deliver(Prepared(self.sites[index], *fields))
+        finally:
+            self._deliver(self)
+
+    def close(self) -> None:
+        """End the child, at once if it has not answered for every site (a stopped cycle)."""
+        self.proc.join(0 if self.outstanding else 5.0)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join()
+        self._closing = True  # a reader waiting for a slot gives up
+        self._reader.join()
+        self._conn.close()
+
+
+def _fetch_child(
+    conn: Any,
+    config: Config,
+    sites: list[Site],
+    indices: list[int],
+    states: dict[str, dict],
+    limits: tuple[int, int],
+    inline: bool,
+) -> None:
+    """The fetch process: `limits` = (threads, per host); the threads take the next site in
+    turn, the first `Throttle.limit` of them at a time, and send back each Prepared's fields
+    (not its Site). A thread keeps its turn from one page to the next: no hand-off while the
+    limit holds. `inline`: new bodies are parsed here too (a cycle without parse workers)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends this
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the daemon's handler, inherited by the fork
+    threads, per_host = limits
+    fetcher = make_fetcher(config, threads, per_host)
+    # one fetch at a time while this process is CPU-bound: nothing else here needs the GIL
+    throttle = Throttle(threads, start=1, least=1)
+    turn = threading.Condition()
+    taking, sending = threading.Lock(), threading.Lock()
+    todo = iter(indices)
+    budget = config.settings.normalize_budget
+    ended = threading.Event()
+
+    def work(k: int) -> None:
+        while True:
+            with turn:
+                throttle.tick()
+                while k >= throttle.limit and not ended.is_set():
+                    turn.wait(Throttle.WINDOW)
+                    throttle.tick()
+            with taking:
+                index = next(todo, None)
+            if index is None:
+                with turn:
+                    ended.set()
+                    turn.notify_all()  # the threads waiting for a turn: there is nothing left
+                return
+            site = sites[index]
+            try:
+                prep = prepare(site, fetcher, states[site.name], budget, inline)
+            except Exception as exc:  # a bug in prepare() or the fetcher: this site's error
+                prep = _crashed(site, exc)
+            fields = (
+                prep.fetch,
+                prep.digest,
+                prep.same_body,
+                prep.needs_parse,
+                prep.parsed,
+                prep.error,
+                prep.error_kind,
+            )
+            with sending:
+                try:
+                    conn.send((index, fields))
+                except (OSError, ValueError):
+                    return  # the parent has gone: nobody to tell
+                except Exception as exc:  # a result that does not pickle: still this site's answer
+                    crashed = _crashed(site, exc)
+                    conn.send((index, (crashed.fetch, "", False, False, None, crashed.error, crashed.error_kind)))
+
+    workers = [threading.Thread(target=work, args=(k,), name=f"fetch-{k}") for k in range(max(1, threads))]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    fetcher.close()
+    conn.close()
+
+
 def run_cycle(
     config: Config,
     store: Store,
@@ -380,6 +570,7 @@ def run_cycle(
     threads = max(1, config.settings.concurrency)
     parsers = _Parsers(parse_workers(len(sites), config.settings.workers))
     writes = _Writes()
+    remotes: list[_FetchProcess] = []
 
     def todo() -> Iterator[Site]:
         for site in sites:
@@ -401,7 +592,21 @@ def run_cycle(
             fetching: dict[Future[Prepared], Site] = {}
             parsing: dict[Future[Parsed], Prepared] = {}
             window = threads * 3  # pages in flight: bounded, whatever the number of sites
-            finished: SimpleQueue[Future] = SimpleQueue()  # O(1) per page, unlike wait() on all in flight
+            # finished futures, and pages from the fetch process: O(1) per page, unlike wait() on all in flight
+            finished: SimpleQueue[Any] = SimpleQueue()
+            slots = threading.Semaphore(window)  # pages read from the fetch processes, not yet recorded
+            procs = fetch_processes(config, len(sites)) if own_fetcher else 0  # a caller's fetcher is used as given
+            if procs:
+                indices = [order[site.name] for site in queue]
+                for j in range(procs):  # sites dealt in turn: each process gets its share of every host
+                    limits = (_share(threads, procs, j), _share(config.settings.per_host, procs, j))
+                    remotes.append(
+                        _FetchProcess(
+                            config, sites, indices[j::procs], states, limits, parsers.workers == 0, slots, finished.put
+                        )
+                    )
+                queue = iter(())
+            remote_running = len(remotes)
             unannounced: list[SiteResult] = []  # recorded in the open batch, not yet committed
             # a site's first version: (first seen, Markdown), to write its files without reading them back
             firsts: dict[str, tuple[str, str]] = {}
@@ -430,7 +635,7 @@ def run_cycle(
                 unannounced.clear()
 
             fill()
-            while fetching or parsing:
+            while fetching or parsing or remote_running:
                 if stop and stop():
                     for fut in [*fetching, *parsing]:
                         fut.cancel()
@@ -438,13 +643,24 @@ def run_cycle(
                 # never wait for a page with the batch open: it holds the database's write lock
                 wait = max(0.0, batch_until - time.monotonic()) if unannounced else STOP_POLL
                 try:
-                    done_fut = finished.get(timeout=wait)
+                    done = finished.get(timeout=wait)
                 except Empty:
                     if unannounced:
                         flush()
                     fill()
                     continue
-                prep = _collect(done_fut, fetching, parsing, parsers)
+                if isinstance(done, _FetchProcess):  # a fetch process has ended
+                    remote_running -= 1
+                    if done.outstanding:  # it died: the sites it never answered for are fetched here
+                        log.error(
+                            "a fetch process ended (exit code %s) with %d sites unchecked; checking them here",
+                            done.proc.exitcode,
+                            len(done.outstanding),
+                        )
+                        queue = itertools.chain(queue, [sites[i] for i in sorted(done.outstanding)])
+                        fill()
+                    continue
+                prep = done if isinstance(done, Prepared) else _collect(done, fetching, parsing, parsers)
                 fill()  # the next page is on its way while this one is parsed or recorded
                 if prep.needs_parse:
                     # the worker also classifies the change, against the version stored now
@@ -461,6 +677,8 @@ def run_cycle(
                     batch_until = time.monotonic() + BATCH_SECONDS
                 store.begin()  # joined by record()'s own transaction, committed by flush()
                 res = record(config, store, prep)
+                if remotes:
+                    slots.release()  # one more page may come from the fetch process
                 results.append(res)
                 if res.outcome == "new" and res.version == 1 and prep.parsed and prep.fetch.fetched_at:
                     firsts[res.site] = (prep.fetch.fetched_at, prep.parsed.markdown)
@@ -477,6 +695,8 @@ def run_cycle(
                     raise exc
                 log.error("cannot write snapshot files under %s: %s", store.snapshots, exc.strerror)
     finally:
+        for remote in remotes:
+            remote.close()
         parsers.close()
         if own_fetcher:
             fetcher.close()
@@ -503,9 +723,7 @@ def _collect(
         try:
             return fut.result()
         except Exception as exc:  # a bug in prepare() or the fetcher
-            log.exception("site %s: the check crashed", site.name)
-            message = redact(f"internal error: {type(exc).__name__}: {exc}")
-            return Prepared(site, FetchResult(url=site.url, fetched_at=now_iso()), error=message, error_kind="internal")
+            return _crashed(site, exc)
     prep = parsing.pop(fut)
     prep.needs_parse = False
     try:
@@ -525,6 +743,13 @@ def _collect(
         return prep
     finally:
         parsers.done(fut)
+
+
+def _crashed(site: Site, exc: Exception) -> Prepared:
+    """A check that crashed, as its site's error: the site is still recorded."""
+    log.error("site %s: the check crashed", site.name, exc_info=exc)
+    message = redact(f"internal error: {type(exc).__name__}: {exc}")
+    return Prepared(site, FetchResult(url=site.url, fetched_at=now_iso()), error=message, error_kind="internal")
 
 
 def _write_all(todo: list[tuple]) -> None:

@@ -19,6 +19,7 @@ import base64
 import heapq
 import ipaddress
 import logging
+import os
 import re
 import socket
 import sys
@@ -653,6 +654,17 @@ class _Alarms:
 
 
 _ALARMS = _Alarms()
+
+
+def _fresh_alarms() -> None:
+    """In a forked child (a fetch process): the alarm thread did not come along, and another
+    thread of the parent may have held its lock at the fork."""
+    global _ALARMS
+    _ALARMS = _Alarms()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_alarms)
 
 
 def _first_line(exc: BaseException) -> str:
