@@ -191,3 +191,38 @@ def test_the_per_host_limit_holds_across_fetch_processes(web: HTTPServer, write_
     config = load(write_config(sites_toml(web, names), "concurrency = 8\nper_host = 4\n"))
     check(config)
     assert 2 < most[0] <= 4
+
+
+def fetch_children() -> list:
+    return [p for p in multiprocessing.active_children() if p.name == "watcher-fetch"]
+
+
+def test_spare_fetch_processes_are_used_or_dismissed(web: HTTPServer, write_config, monkeypatch) -> None:
+    names = [f"p{i:02d}" for i in range(6)]
+    serve_pages(web, names)
+    config = load(write_config(sites_toml(web, names)))
+    monkeypatch.setenv("WATCHER_FETCH_PROCESSES", "2")
+    spare = cycle.spare_fetch_processes()
+    assert len(spare) == 2 and all(p.proc.is_alive() for p in spare)
+    monkeypatch.setenv("WATCHER_FETCH_PROCESSES", "1")  # the cycle wants one: the other is sent away
+    results = check(config, spare=spare)
+    assert {r.outcome for r in results.values()} == {"new"} and sorted(results) == names
+    assert [p.proc.exitcode for p in spare] == [0, 0] and not fetch_children()
+    monkeypatch.setenv("WATCHER_FETCH_PROCESSES", "2")
+    spare = cycle.spare_fetch_processes()
+    monkeypatch.delenv("WATCHER_FETCH_PROCESSES")  # six sites: too few for processes, both sent away
+    assert {r.outcome for r in check(config, spare=spare).values()} == {"unchanged"}
+    assert [p.proc.exitcode for p in spare] == [0, 0] and not fetch_children()
+
+
+def test_watcher_check_ends_its_spare_processes_whatever_happens(tmp_path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from watcher.cli import main
+
+    monkeypatch.setenv("WATCHER_FETCH_PROCESSES", "2")
+    bad = tmp_path / "sites.toml"
+    bad.write_text("[[site]]\nname = \n")  # malformed: the check never starts
+    result = CliRunner().invoke(main, ["check", "-c", str(bad)])
+    assert result.exit_code != 0 and "sites.toml" in result.output
+    assert not fetch_children()

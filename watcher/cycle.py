@@ -2,7 +2,7 @@
 
 Pages are fetched by a pool of threads (the sync httpx client: faster than its async one
 here, issue 10), in a big cycle by threads in forked fetch processes, one per core
-(`_FetchProcess`); a body whose hash equals the last one stops there, undecoded and unparsed.
+(`FetchProcess`); a body whose hash equals the last one stops there, undecoded and unparsed.
 New bodies are decoded, normalized, guarded, rendered and dated in worker processes
 (`parse_workers`), which also run the drop guard and classify the change against the version
 stored when the page was handed over, so parsing runs beside fetching instead of behind the
@@ -35,7 +35,7 @@ from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Any
 
 from . import guard
-from .config import Config, Site
+from .config import Config, Settings, Site
 from .fetch import Fetcher, decode_body
 from .logs import redact
 from .models import Change, FetchResult
@@ -308,10 +308,14 @@ class Throttle:
         self._wall, self._cpu = wall, cpu
 
 
-def make_fetcher(config: Config, concurrency: int = 0, per_host: int = 0) -> Fetcher:
-    """The fetcher for a config's settings (or a fetch process's share of `concurrency` and
-    `per_host`); long-lived callers (the daemon) keep one for its keep-alive connections and TLS contexts."""
-    s = config.settings
+def make_fetcher(config: Config) -> Fetcher:
+    """The fetcher for a config's settings; long-lived callers (the daemon) keep one for its
+    keep-alive connections and TLS contexts."""
+    return _fetcher(config.settings)
+
+
+def _fetcher(s: Settings, concurrency: int = 0, per_host: int = 0) -> Fetcher:
+    """A fetcher for settings `s`, or for a fetch process's share of `concurrency` and `per_host`."""
     return Fetcher(
         user_agent=s.user_agent,
         timeout=s.timeout,
@@ -356,30 +360,47 @@ def _extracted_otherwise(store: Store, site: Site) -> bool:
     return stored is not None and stored != site.settings_hash()
 
 
-# A cycle of at least this many sites fetches in forked processes (see `_FetchProcess`): a fork
+# A cycle of at least this many sites fetches in forked processes (see `FetchProcess`): a fork
 # and the results' round trip cost ~10 ms, a fetch ~0.5 ms of CPU taken off this process.
 MIN_SITES_FOR_FETCH_PROCESS = 100
+
+
+def _fetch_cores() -> int:
+    """Fetch processes wanted, before the limits: WATCHER_FETCH_PROCESSES=N (0 = none), else
+    one per usable core on Linux with several cores. 0 where there is no fork."""
+    if not hasattr(os, "fork"):
+        return 0
+    env = os.environ.get("WATCHER_FETCH_PROCESSES", "").strip()
+    if env.isdigit():
+        return int(env)
+    if sys.platform != "linux":
+        return 0
+    cores = len(os.sched_getaffinity(0))
+    return cores if cores > 1 else 0
 
 
 def fetch_processes(config: Config, sites: int) -> int:
     """How many child processes fetch a cycle of `sites` sites (0: this process's threads).
 
-    WATCHER_FETCH_PROCESSES=N decides (0 = none); else, on Linux with several usable cores and
-    at least MIN_SITES_FOR_FETCH_PROCESS sites (the daemon checks smaller batches), one per core.
-    Never more than `concurrency` or `per_host`: each process takes its share of both, so
-    neither limit is exceeded in all.
+    `_fetch_cores()`, when WATCHER_FETCH_PROCESSES says so or the cycle has at least
+    MIN_SITES_FOR_FETCH_PROCESS sites (the daemon checks smaller batches); never more than
+    `concurrency` or `per_host`: each process takes its share of both, so neither limit is
+    exceeded in all.
     """
-    if not hasattr(os, "fork"):
+    if not os.environ.get("WATCHER_FETCH_PROCESSES", "").strip().isdigit() and sites < MIN_SITES_FOR_FETCH_PROCESS:
         return 0
-    env = os.environ.get("WATCHER_FETCH_PROCESSES", "").strip()
-    if env.isdigit():
-        wanted = int(env)
-    elif sys.platform != "linux" or sites < MIN_SITES_FOR_FETCH_PROCESS:
-        return 0
-    else:
-        wanted = len(os.sched_getaffinity(0))
-        wanted = wanted if wanted > 1 else 0
-    return min(wanted, max(1, config.settings.concurrency), max(1, config.settings.per_host))
+    return min(_fetch_cores(), max(1, config.settings.concurrency), max(1, config.settings.per_host))
+
+
+def spare_fetch_processes() -> list[FetchProcess]:
+    """Fork the fetch processes a big cycle may use, now, before the config is loaded.
+
+    A forked child shares its parent's pages until either side writes one; forked after a
+    5,000-site config and its states, each child ended up holding ~4 MB more of the parent's
+    heap than one forked before (pages the parent wrote during the cycle), so its memory grew
+    with the number of sites (issue 10). `run_cycle` takes what it needs and dismisses the rest.
+    """
+    return [FetchProcess() for _ in range(_fetch_cores())]
 
 
 def _share(total: int, parts: int, part: int) -> int:
@@ -387,60 +408,75 @@ def _share(total: int, parts: int, part: int) -> int:
     return max(1, total // parts + (1 if part < total % parts else 0))
 
 
-class _FetchProcess:
-    """Fetching in a forked child process, for a big cycle.
+CHUNK = 50  # sites sent to a fetch process at a time
+
+
+class FetchProcess:
+    """A forked child process that fetches for a big cycle.
 
     In one process the HTTP client's Python layers (~0.5 ms of CPU per fetch) and the database
     writes take turns on one GIL, and the fetch threads' hand-offs of it cost system time too;
-    in processes of their own the fetches run on the other cores (issue 10). A child inherits
-    the cycle's sites and their states at the fork, fetches the sites at `indices` in order
-    (its own fetcher with `concurrency` and `per_host`, as many threads, a `Throttle`) and
-    sends back what `prepare` made of each, without its Site. A reader thread here hands each
-    answer to `deliver` as a Prepared, and then this object itself once the child has ended.
-    A page is read only with one of the cycle's `slots` (given back as each page is recorded),
-    so memory stays bounded when the children are faster than the database. If a child dies,
+    in processes of their own the fetches run on the other cores (issue 10). The child starts
+    idle (see `spare_fetch_processes`); `start` sends it the settings and its share of the
+    limits, then it asks for sites CHUNK at a time, fetches them (its own fetcher, as many
+    threads as its share of `concurrency`, a `Throttle`) and sends back what `prepare` made of
+    each, without its Site. A reader thread here answers its requests and hands each result
+    to `deliver` as a Prepared, then this object itself once the child has ended. A message is
+    read only with one of the cycle's `slots` (given back as each page is recorded), so memory
+    stays bounded when the children are faster than the database. If the child dies,
     `outstanding` holds the sites it never answered for.
-
-    Memory: a forked child shares this process's pages until either side writes one; the
-    parent's own writes during the cycle (results, SQLite's cache) make more of them private
-    to both, so each child's private memory is ~11 MB at 1,000 sites and ~14 MB at 5,000.
     """
 
-    def __init__(
-        self,
-        config: Config,
-        sites: list[Site],
-        indices: list[int],
-        states: dict[str, dict],
-        limits: tuple[int, int],
-        inline: bool,
-        slots: threading.Semaphore,
-        deliver: Callable[[Any], None],
-    ) -> None:
+    def __init__(self) -> None:
         import multiprocessing
 
         ctx = multiprocessing.get_context("fork")
-        self._conn, child = ctx.Pipe(duplex=False)
-        self.sites = sites
-        self.outstanding = set(indices)  # changed by the reader thread only, until it ends
-        self._slots = slots
-        self._deliver = deliver
+        self._conn, child = ctx.Pipe()
+        self.outstanding: set[int] = set()
         self._closing = False
-        work = ((i, sites[i], states[sites[i].name]) for i in indices)  # read in the child only
+        self._reader: threading.Thread | None = None
         gc.freeze()  # as for the parse workers: the child's collections must not copy this heap
         try:
-            self.proc = ctx.Process(
-                target=_fetch_child,
-                args=(child, config, work, limits, inline),
-                name="watcher-fetch",
-                daemon=True,
-            )
+            self.proc = ctx.Process(target=_fetch_child, args=(child,), name="watcher-fetch", daemon=True)
             self.proc.start()
         finally:
             gc.unfreeze()
             child.close()
+
+    def start(
+        self,
+        settings: Settings,
+        limits: tuple[int, int],
+        inline: bool,
+        sites: list[Site],
+        indices: list[int],
+        states: dict[str, dict],
+        slots: threading.Semaphore,
+        deliver: Callable[[Any], None],
+    ) -> None:
+        """Fetch the `sites` at `indices`; `limits` = (threads, per host)."""
+        self.outstanding = set(indices)
+        self._work = ((i, sites[i], states[sites[i].name]) for i in indices)
+        self._slots, self._deliver = slots, deliver
+        self._sites: dict[int, Site] = {}  # sent, not yet answered
+        try:
+            self._conn.send((settings, limits, inline))
+        except (OSError, ValueError):
+            pass  # the child is gone: the reader sees the end of the pipe at once
         self._reader = threading.Thread(target=self._read, name="fetch-results", daemon=True)
         self._reader.start()
+
+    def dismiss(self) -> None:
+        """End the child if it was given no work; harmless once it has ended."""
+        try:
+            self._conn.send(None)
+        except (OSError, ValueError):
+            pass
+        self.proc.join(1.0)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join()
+        self._conn.close()
 
     def _read(self) -> None:
         try:
@@ -449,15 +485,25 @@ class _FetchProcess:
                     if self._closing:
                         return
                 try:
-                    index, fields = self._conn.recv()
+                    msg = self._conn.recv()
                 except (EOFError, OSError):
                     break
                 except Exception as exc:  # a result that cannot be read: the rest is fetched in the parent
-                    log.error("the fetch process sent a result that cannot be read: %s: %s", type(exc).__name__, exc)
+                    log.error("a fetch process sent a result that cannot be read: %s: %s", type(exc).__name__, exc)
                     self.proc.terminate()
                     break
+                if msg is None:  # the child asks for more sites
+                    self._slots.release()
+                    chunk = list(itertools.islice(self._work, CHUNK))
+                    self._sites.update((index, site) for index, site, _ in chunk)
+                    try:
+                        self._conn.send(chunk)  # an empty chunk: nothing left
+                    except (OSError, ValueError):
+                        break
+                    continue
+                index, fields = msg
                 self.outstanding.discard(index)
-                self._deliver(Prepared(self.sites[index], *fields))
+                self._deliver(Prepared(self._sites.pop(index), *fields))
         finally:
             self._deliver(self)
 
@@ -468,29 +514,45 @@ class _FetchProcess:
             self.proc.terminate()
             self.proc.join()
         self._closing = True  # a reader waiting for a slot gives up
-        self._reader.join()
+        if self._reader is not None:
+            self._reader.join()
         self._conn.close()
 
 
-def _fetch_child(conn: Any, config: Config, work: Iterator[tuple], limits: tuple[int, int], inline: bool) -> None:
-    """The fetch process: `work` = (index, site, state) of its sites; `limits` = (threads,
-    per host). The threads take the next site in turn, the first `Throttle.limit` of them at a
-    time, and send back each Prepared's fields (not its Site). A thread keeps its turn from one
-    page to the next: no hand-off while the limit holds. `inline`: new bodies are parsed here
-    too (a cycle without parse workers)."""
+def _fetch_child(conn: Any) -> None:
+    """The fetch process: wait for (settings, (threads, per host), inline), or None; then the
+    threads take the next site in turn, the first `Throttle.limit` of them at a time, asking
+    the parent for more CHUNK at a time, and send back each Prepared's fields (not its Site).
+    A thread keeps its turn from one page to the next: no hand-off while the limit holds.
+    `inline`: new bodies are parsed here too (a cycle without parse workers)."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends this
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the daemon's handler, inherited by the fork
-    threads, per_host = limits
-    fetcher = make_fetcher(config, threads, per_host)
+    try:
+        job = conn.recv()
+    except (EOFError, OSError):
+        return
+    if job is None:
+        return
+    settings, (threads, per_host), inline = job
+    fetcher = _fetcher(settings, threads, per_host)
     # one fetch at a time while this process is CPU-bound: nothing else here needs the GIL
     throttle = Throttle(threads, start=1, least=1)
     turn = threading.Condition()
     taking, sending = threading.Lock(), threading.Lock()
-    todo = iter(work)
-    budget = config.settings.normalize_budget
     ended = threading.Event()
+
+    def sites() -> Iterator[tuple[int, Site, dict]]:
+        while True:
+            with sending:
+                conn.send(None)  # more, please
+            chunk = conn.recv()
+            if not chunk:
+                return
+            yield from chunk
+
+    todo = sites()
 
     def work(k: int) -> None:
         while True:
@@ -500,7 +562,10 @@ def _fetch_child(conn: Any, config: Config, work: Iterator[tuple], limits: tuple
                     turn.wait(Throttle.WINDOW)
                     throttle.tick()
             with taking:
-                item = next(todo, None)
+                try:
+                    item = next(todo, None)
+                except (EOFError, OSError):  # the parent has gone
+                    item = None
             if item is None:
                 with turn:
                     ended.set()
@@ -508,7 +573,7 @@ def _fetch_child(conn: Any, config: Config, work: Iterator[tuple], limits: tuple
                 return
             index, site, state = item
             try:
-                prep = prepare(site, fetcher, state, budget, inline)
+                prep = prepare(site, fetcher, state, settings.normalize_budget, inline)
             except Exception as exc:  # a bug in prepare() or the fetcher: this site's error
                 prep = _crashed(site, exc)
             fields = (
@@ -546,11 +611,13 @@ def run_cycle(
     fetcher: Fetcher | None = None,
     on_result: Callable[[SiteResult], None] | None = None,
     stop: Callable[[], bool] | None = None,
+    spare: list[FetchProcess] | None = None,
 ) -> list[SiteResult]:
     """Check the given sites (all by default) once; never raises for a site's failure.
 
     `on_result` hears of each result once it is committed; `fetcher` lets a long-lived caller
-    reuse its connections (else one is made and closed here).
+    reuse its connections (else one is made and closed here); `spare` are idle fetch processes
+    forked early (`spare_fetch_processes`): used if the cycle fetches in processes, else ended.
     """
     sites = list(sites if sites is not None else config.sites)
     own_fetcher = fetcher is None
@@ -569,7 +636,8 @@ def run_cycle(
     threads = max(1, config.settings.concurrency)
     parsers = _Parsers(parse_workers(len(sites), config.settings.workers))
     writes = _Writes()
-    remotes: list[_FetchProcess] = []
+    remotes: list[FetchProcess] = []
+    spare = list(spare or [])
 
     def todo() -> Iterator[Site]:
         for site in sites:
@@ -595,14 +663,16 @@ def run_cycle(
             finished: SimpleQueue[Any] = SimpleQueue()
             slots = threading.Semaphore(window)  # pages read from the fetch processes, not yet recorded
             procs = fetch_processes(config, len(sites)) if own_fetcher else 0  # a caller's fetcher is used as given
+            while spare[procs:]:
+                spare.pop().dismiss()
             if procs:
                 indices = [order[site.name] for site in queue]
                 for j in range(procs):  # sites dealt in turn: each process gets its share of every host
+                    remotes.append(spare.pop(0) if spare else FetchProcess())
                     limits = (_share(threads, procs, j), _share(config.settings.per_host, procs, j))
-                    remotes.append(
-                        _FetchProcess(
-                            config, sites, indices[j::procs], states, limits, parsers.workers == 0, slots, finished.put
-                        )
+                    inline = parsers.workers == 0
+                    remotes[-1].start(
+                        config.settings, limits, inline, sites, indices[j::procs], states, slots, finished.put
                     )
                 queue = iter(())
             remote_running = len(remotes)
@@ -648,7 +718,7 @@ def run_cycle(
                         flush()
                     fill()
                     continue
-                if isinstance(done, _FetchProcess):  # a fetch process has ended
+                if isinstance(done, FetchProcess):  # a fetch process has ended
                     remote_running -= 1
                     if done.outstanding:  # it died: the sites it never answered for are fetched here
                         log.error(
@@ -696,6 +766,8 @@ def run_cycle(
     finally:
         for remote in remotes:
             remote.close()
+        for idle in spare:  # not reached: an error before the fetching started
+            idle.dismiss()
         parsers.close()
         if own_fetcher:
             fetcher.close()
