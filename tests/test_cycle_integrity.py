@@ -410,6 +410,23 @@ def test_a_worker_does_not_compress_a_body_whose_text_is_stored() -> None:
 # --- 9. memory: nothing per site outlives its work ---------------------------------------------
 
 
+def test_a_diff_leaves_the_word_cache_empty() -> None:
+    """The cache serves one diff; kept across a cycle it held ~17 MB in each parse worker."""
+    from watcher import textutil
+    from watcher.config import Site
+    from watcher.cycle import compare
+
+    site = Site(name="acme", url="http://127.0.0.1:9/")
+    old = parse_page(html_page().encode(), "text/html", site, 5.0)
+    edited = samples.seed_text("wesgar").replace(RETENTION_BEFORE, RETENTION_AFTER)
+    prev = (old.text_hash, old.markdown, old.lang)
+    new = parse_page(html_page(text=edited).encode(), "text/html", site, 5.0, prev)
+    assert new.change is not None and new.change.material  # classified in full...
+    assert textutil._words.cache_info().currsize == 0  # ...and its words forgotten
+    _, change = compare(old.markdown, old.lang, new.markdown, new.lang, 0.5)
+    assert change.material and textutil._words.cache_info().currsize == 0
+
+
 def test_a_snapshot_that_cannot_be_written_is_logged_and_the_cycle_goes_on(
     web: HTTPServer, write_config, monkeypatch, caplog
 ) -> None:

@@ -165,9 +165,13 @@ def compare(
     """(suspicious-drop verdict, classified change) between two stored-form versions."""
     from .classify import classify
     from .normalize import from_markdown
+    from .textutil import forget_words
 
     old, new = from_markdown(prev_markdown, prev_lang or None), from_markdown(markdown, lang or None)
-    return guard.assess_drop(old, new, drop_ratio), classify(old, new)
+    try:
+        return guard.assess_drop(old, new, drop_ratio), classify(old, new)
+    finally:
+        forget_words()
 
 
 def _apply(prep: Prepared, parsed: Parsed) -> Prepared:
