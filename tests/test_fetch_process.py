@@ -220,9 +220,24 @@ def test_watcher_check_ends_its_spare_processes_whatever_happens(tmp_path, monke
 
     from watcher.cli import main
 
+    forked: list[int] = []
+    real = cycle.spare_fetch_processes
+
+    def counted() -> list:
+        spare = real()
+        forked.append(len(spare))
+        return spare
+
+    monkeypatch.setattr(cycle, "spare_fetch_processes", counted)
     monkeypatch.setenv("WATCHER_FETCH_PROCESSES", "2")
     bad = tmp_path / "sites.toml"
-    bad.write_text("[[site]]\nname = \n")  # malformed: the check never starts
+    tables = "".join(f'[[site]]\nname = "s{i}"\nurl = "http://127.0.0.1:9/{i}"\n' for i in range(600))
+    bad.write_text(tables + "[[site]]\nname = \n")  # malformed at the end: the check never starts
     result = CliRunner().invoke(main, ["check", "-c", str(bad)])
-    assert result.exit_code != 0 and "sites.toml" in result.output
-    assert not fetch_children()
+    assert result.exit_code != 0 and "invalid TOML" in result.output
+    assert forked == [2]  # a big config: forked before it was read...
+    assert not fetch_children()  # ...and ended when it could not be
+    small = tmp_path / "small.toml"
+    small.write_text('[[site]]\nname = "one"\nurl = "http://127.0.0.1:9/"\n')
+    CliRunner().invoke(main, ["check", "-c", str(small), "--no-notify"])
+    assert forked == [2]  # a small one is not worth the forks
