@@ -531,3 +531,17 @@ def test_waiting_for_the_host_slot_is_not_counted_against_the_page(web: HTTPServ
     for res in results:
         assert res.ok, res.error
         assert res.duration_ms < 2000
+
+
+def test_fetchers_share_one_verifying_tls_context() -> None:
+    """Loading the CA bundle costs ~20-40 ms: built once per process, not once per fetcher."""
+    from watcher.fetch import Fetcher, tls_context
+
+    first, second = Fetcher(user_agent="t"), Fetcher(user_agent="t")
+    try:
+        assert first._transport(True)._pool._ssl_context is tls_context()
+        assert second._transport(True)._pool._ssl_context is tls_context()
+        assert first._transport(False)._pool._ssl_context is not tls_context()  # verify_tls = false
+    finally:
+        first.close()
+        second.close()

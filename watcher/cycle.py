@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import guard
 from .config import Config, Settings, Site
-from .fetch import Fetcher, decode_body
+from .fetch import Fetcher, decode_body, tls_context
 from .logs import redact
 from .models import Change, FetchResult
 from .store import Store, body_hash, pack_body, text_hash
@@ -536,6 +536,7 @@ def _fetch_child(conn: Any) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends this
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the daemon's handler, inherited by the fork
+    tls_context()  # built while the parent loads the config, not before the first fetch
     try:
         job = conn.recv()
     except (EOFError, OSError):
