@@ -241,3 +241,45 @@ def test_watcher_check_ends_its_spare_processes_whatever_happens(tmp_path, monke
     small.write_text('[[site]]\nname = "one"\nurl = "http://127.0.0.1:9/"\n')
     CliRunner().invoke(main, ["check", "-c", str(small), "--no-notify"])
     assert forked == [2]  # a small one is not worth the forks
+
+
+def test_watcher_check_of_a_big_config_fetches_in_its_early_processes(web: HTTPServer, tmp_path, monkeypatch) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from watcher.cli import main
+
+    names = [f"p{i:02d}" for i in range(8)]
+    serve_pages(web, names)
+    monkeypatch.setattr(cycle, "MIN_SITES_FOR_FETCH_PROCESS", 5)  # "big" for this test: 8 sites
+    monkeypatch.delenv("WATCHER_FETCH_PROCESSES", raising=False)
+    monkeypatch.setenv("WATCHER_WORKERS", "0")
+    started: list[int] = []
+    real_start = cycle.FetchProcess.start
+
+    def start(self, *args, **kw):  # type: ignore[no-untyped-def]
+        started.append(self.proc.pid)
+        return real_start(self, *args, **kw)
+
+    monkeypatch.setattr(cycle.FetchProcess, "start", start)
+    early: list[int] = []
+    real_spare = cycle.spare_fetch_processes
+
+    def spare() -> list:
+        made = real_spare()
+        early.extend(p.proc.pid for p in made)
+        return made
+
+    monkeypatch.setattr(cycle, "spare_fetch_processes", spare)
+    config = tmp_path / "sites.toml"
+    config.write_text(
+        f'[settings]\ndatabase = "{tmp_path / "w.db"}"\nsnapshots = "{tmp_path / "snap"}"\n' + sites_toml(web, names)
+    )
+    result = CliRunner().invoke(main, ["check", "-c", str(config), "--json", "--no-notify"])
+    assert result.exit_code == 0, result.output
+    assert sorted((r["site"], r["outcome"]) for r in json.loads(result.stdout)) == [(n, "new") for n in names]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    expected = min(cores, 2) if sys.platform == "linux" and cores > 1 else 0  # per_host = 2 by default
+    assert len(started) == expected and set(started) <= set(early)  # the ones forked before the config
+    assert not fetch_children()
