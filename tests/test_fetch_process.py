@@ -283,3 +283,24 @@ def test_watcher_check_of_a_big_config_fetches_in_its_early_processes(web: HTTPS
     expected = min(cores, 2) if sys.platform == "linux" and cores > 1 else 0  # per_host = 2 by default
     assert len(started) == expected and set(started) <= set(early)  # the ones forked before the config
     assert not fetch_children()
+
+
+def test_a_machine_that_cannot_fork_fetches_in_threads(web: HTTPServer, write_config, monkeypatch, caplog) -> None:
+    names = [f"p{i:02d}" for i in range(4)]
+    serve_pages(web, names)
+    config = load(write_config(sites_toml(web, names)))
+    monkeypatch.setenv("WATCHER_FETCH_PROCESSES", "2")
+    spare = cycle.spare_fetch_processes()  # one forked while forking still worked
+
+    def no_fork(self) -> None:  # type: ignore[no-untyped-def]
+        raise BlockingIOError(11, "Resource temporarily unavailable")  # EAGAIN: a process limit
+
+    monkeypatch.setattr(cycle.FetchProcess, "__init__", no_fork)
+    assert cycle.spare_fetch_processes() == []  # a one-line warning, no traceback up the CLI
+    with caplog.at_level(logging.WARNING, logger="watcher.cycle"):
+        results = check(config, spare=spare[:1])
+    assert {r.outcome for r in results.values()} == {"new"} and sorted(results) == names
+    assert "cannot start a fetch process" in caplog.text
+    for extra in spare[1:]:
+        extra.dismiss()
+    assert spare[0].proc.exitcode == 0 and not fetch_children()  # the one that was forked is ended

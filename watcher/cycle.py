@@ -407,7 +407,13 @@ def spare_fetch_processes() -> list[FetchProcess]:
     Parse workers are not forked early: idle, each still held 16-21 MB, the pages of the heap it
     shared that this process wrote meanwhile, in every cycle, most of which parse nothing.
     """
-    return [FetchProcess() for _ in range(_fetch_cores())]
+    made: list[FetchProcess] = []
+    try:
+        while len(made) < _fetch_cores():
+            made.append(FetchProcess())
+    except OSError as exc:  # no fork here (a sandbox, a process limit): the cycle fetches in threads
+        log.warning("cannot start a fetch process (%s); fetching in threads", exc)
+    return made
 
 
 def _share(total: int, parts: int, part: int) -> int:
@@ -671,12 +677,18 @@ def run_cycle(
             finished: SimpleQueue[Any] = SimpleQueue()
             slots = threading.Semaphore(window)  # pages read from the fetch processes, not yet recorded
             procs = fetch_processes(config, len(sites)) if own_fetcher else 0  # a caller's fetcher is used as given
+            try:
+                while len(spare) < procs:
+                    spare.append(FetchProcess())
+            except OSError as exc:  # no fork here (a sandbox, a process limit): threads, as for a small cycle
+                log.warning("cannot start a fetch process (%s); fetching in threads", exc)
+                procs = 0
             while spare[procs:]:
                 spare.pop().dismiss()
             if procs:
                 indices = [order[site.name] for site in queue]
                 for j in range(procs):  # sites dealt in turn: each process gets its share of every host
-                    remotes.append(spare.pop(0) if spare else FetchProcess())
+                    remotes.append(spare.pop(0))
                     limits = (_share(threads, procs, j), _share(config.settings.per_host, procs, j))
                     inline = parsers.workers == 0
                     remotes[-1].start(
