@@ -304,3 +304,12 @@ def test_a_machine_that_cannot_fork_fetches_in_threads(web: HTTPServer, write_co
     for extra in spare[1:]:
         extra.dismiss()
     assert spare[0].proc.exitcode == 0 and not fetch_children()  # the one that was forked is ended
+
+
+def test_a_prepared_page_crosses_the_pipe_whole() -> None:
+    from watcher.config import Site
+    from watcher.cycle import Prepared, _without_site
+    from watcher.models import FetchResult
+
+    prep = Prepared(Site(name="a", url="http://127.0.0.1:9/"), FetchResult(url="u"), "d", True, False, None, "e", "k")
+    assert Prepared(prep.site, *_without_site(prep)) == prep  # every field after the Site, in order

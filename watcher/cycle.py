@@ -532,6 +532,11 @@ class FetchProcess:
         self._conn.close()
 
 
+def _without_site(prep: Prepared) -> tuple:
+    """A Prepared's fields after its Site, as a fetch process sends them: `Prepared(site, *fields)`."""
+    return (prep.fetch, prep.digest, prep.same_body, prep.needs_parse, prep.parsed, prep.error, prep.error_kind)
+
+
 def _fetch_child(conn: Any) -> None:
     """The fetch process: wait for (settings, (threads, per host), inline), or None; then the
     threads take the next site in turn, the first `Throttle.limit` of them at a time, asking
@@ -590,23 +595,13 @@ def _fetch_child(conn: Any) -> None:
                 prep = prepare(site, fetcher, state, settings.normalize_budget, inline)
             except Exception as exc:  # a bug in prepare() or the fetcher: this site's error
                 prep = _crashed(site, exc)
-            fields = (
-                prep.fetch,
-                prep.digest,
-                prep.same_body,
-                prep.needs_parse,
-                prep.parsed,
-                prep.error,
-                prep.error_kind,
-            )
             with sending:
                 try:
-                    conn.send((index, fields))
+                    conn.send((index, _without_site(prep)))
                 except (OSError, ValueError):
                     return  # the parent has gone: nobody to tell
                 except Exception as exc:  # a result that does not pickle: still this site's answer
-                    crashed = _crashed(site, exc)
-                    conn.send((index, (crashed.fetch, "", False, False, None, crashed.error, crashed.error_kind)))
+                    conn.send((index, _without_site(_crashed(site, exc))))
 
     workers = [threading.Thread(target=work, args=(k,), name=f"fetch-{k}") for k in range(max(1, threads))]
     for t in workers:
