@@ -277,7 +277,10 @@ def _document(text: str, parser: etree.HTMLParser) -> etree._Element:
 
 
 def _attr_text(el: etree._Element) -> str:
-    return " ".join(filter(None, (el.get("id"), el.get("class"), el.get("aria-label"), el.get("data-testid"))))
+    if not el.keys():  # most elements have no attributes: one call instead of four lookups
+        return ""
+    get = el.get
+    return " ".join(filter(None, (get("id"), get("class"), get("aria-label"), get("data-testid"))))
 
 
 def _is_hidden(el: etree._Element) -> bool:
@@ -309,7 +312,8 @@ def _prune(root: etree._Element, remove: Iterable[str], deadline: float | None =
     # ids that a toggle opens (aria-controls): a hidden element with one of them is collapsed content
     controlled = {c for v in root.xpath("//@aria-controls") for c in str(v).split()}
     for steps, el in enumerate(root.iter()):
-        check(steps)
+        if not steps & 1023:  # a call per element cost ~10% of pruning
+            check(steps)
         tag = el.tag
         if not isinstance(tag, str):
             doomed.append(el)
@@ -324,7 +328,8 @@ def _prune(root: etree._Element, remove: Iterable[str], deadline: float | None =
     # on thousands of elements, and the banner pattern is long (issue 10)
     named: dict[str, tuple[bool, bool]] = {}
     for steps, el in enumerate(root.iter()):
-        check(steps)
+        if not steps & 1023:
+            check(steps)
         if not isinstance(el.tag, str) or el.tag in ("html", "body"):
             continue
         attrs = _attr_text(el)
@@ -455,11 +460,14 @@ class _Walker:
         if not self.buf:
             return
         pieces, self.buf = self.buf, []
-        text = clean("".join(p for p, _, _ in pieces))
+        joined = "".join([p for p, _, _ in pieces])
+        if joined.isspace():  # half the runs between block tags are indentation: clean() gives ""
+            return
+        text = clean(joined)
         if not text:
             return
-        visible = [(p, b, ln) for p, b, ln in pieces if p.strip()]
-        bold = bool(visible) and all(b for p, b, _ in visible if WORD.search(p))
+        visible = [(p, b) for p, b, _ in pieces if not p.isspace()]  # pieces are never empty
+        bold = bool(visible) and all(b for p, b in visible if WORD.search(p))
         link_words = sum(count_words(p) for p, _, ln in pieces if ln)
         kind, owner, level = self._context()
         if kind == "h":
@@ -484,8 +492,8 @@ class _Walker:
         for steps, (event, el) in enumerate(etree.iterwalk(root, events=("start", "end")), 1):
             if steps % 4096 == 0 and time.monotonic() > self.deadline:
                 raise NormalizeError(_OVER_BUDGET)
-            tag = el.tag if isinstance(el.tag, str) else ""
-            tag = tag.lower()
+            tag = el.tag
+            tag = tag.lower() if isinstance(tag, str) else ""
             if event == "start":
                 self._start(el, tag, data_tables)
             else:

@@ -76,12 +76,22 @@ _DROP_RX = re.compile("[" + re.escape("".join(map(chr, _INVISIBLE))) + _CONTROLS
 _DROP_ASCII = re.compile(f"[{_CONTROLS}]")  # what _DROP_RX can find in ASCII text
 
 
+# Whitespace outside ASCII (all of str.isspace()'s), and what _DROP_RX drops: text without any
+# of them has only ASCII whitespace, and needs what ASCII text needs, plus NFC
+_NON_ASCII_SPACE = "\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_UNUSUAL = re.compile(
+    "[" + _NON_ASCII_SPACE + re.escape("".join(map(chr, _INVISIBLE))) + _CONTROLS + r"\x80-\x9f]"
+)
+
+
 def clean(text: str) -> str:
     """Collapse whitespace, drop invisible and control characters; keep the wording as is."""
     if text.isascii():
         # the same for ASCII, in fewer passes (most blocks of English pages): without the
         # dropped controls, the only whitespace left is what the general path turns into spaces
         return " ".join(_DROP_ASCII.sub("", text).split())
+    if not _UNUSUAL.search(text):  # curly quotes, accents: one scan instead of four (issue 10)
+        return unicodedata.normalize("NFC", " ".join(text.split()))
     text = _DROP_RX.sub("", _SPACE_RX.sub(" ", text))
     text = unicodedata.normalize("NFC", text)
     return _WS.sub(" ", text).strip()
