@@ -79,9 +79,7 @@ _DROP_ASCII = re.compile(f"[{_CONTROLS}]")  # what _DROP_RX can find in ASCII te
 # Whitespace outside ASCII (all of str.isspace()'s), and what _DROP_RX drops: text without any
 # of them has only ASCII whitespace, and needs what ASCII text needs, plus NFC
 _NON_ASCII_SPACE = "\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-_UNUSUAL = re.compile(
-    "[" + _NON_ASCII_SPACE + re.escape("".join(map(chr, _INVISIBLE))) + _CONTROLS + r"\x80-\x9f]"
-)
+_UNUSUAL = re.compile("[" + _NON_ASCII_SPACE + re.escape("".join(map(chr, _INVISIBLE))) + _CONTROLS + r"\x80-\x9f]")
 
 
 def clean(text: str) -> str:
