@@ -20,6 +20,7 @@ from watcher import samples
 from watcher.config import Config, load
 from watcher.cycle import (
     REBASELINE_REASON,
+    ParseWorkerDied,
     Prepared,
     SiteResult,
     _Parsers,
@@ -296,13 +297,11 @@ def test_overlapping_checks_count_failures_once_and_alert_once(web: HTTPServer, 
     assert count(db, "outbox", "kind = 'failure'") == 1
 
 
-# --- 9. a dead parse worker's late failures do not end the next pool -------------------------------
+# --- 9. a dead parse worker fails only its own pages, and is replaced -----------------------------
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="parse workers are forked")
-def test_a_stale_broken_pool_failure_leaves_the_new_pool_alone(monkeypatch) -> None:
-    from concurrent.futures.process import BrokenProcessPool
-
+def test_a_dead_parse_worker_fails_its_own_pages_and_the_next_page_gets_a_new_one(monkeypatch) -> None:
     from watcher import normalize
     from watcher.config import Site
 
@@ -311,6 +310,8 @@ def test_a_stale_broken_pool_failure_leaves_the_new_pool_alone(monkeypatch) -> N
     def dying(text, **kw):  # type: ignore[no-untyped-def]
         if "CRASH-THE-WORKER" in text:
             os._exit(1)  # what an out-of-memory kill or a segfault in lxml looks like
+        if "SLOW" in text:
+            time.sleep(0.3)
         return real(text, **kw)
 
     monkeypatch.setattr(normalize, "normalize", dying)
@@ -319,29 +320,40 @@ def test_a_stale_broken_pool_failure_leaves_the_new_pool_alone(monkeypatch) -> N
     def prep(body: str) -> Prepared:
         return Prepared(site, FetchResult(url=site.url, body=body.encode(), content_type="text/html"))
 
-    parsers = _Parsers(1)
+    parsers = _Parsers(2)
     try:
+        first = [parsers.submit(prep(html_page(token=str(i))), 5.0) for i in range(2)]
+        assert len(parsers.procs) == 2  # a page for each worker
+        for fut in first:
+            assert fut.result(30).error is None
+            parsers.done(fut)
         bad = parsers.submit(prep("<p>CRASH-THE-WORKER</p>"), 5.0)
-        with pytest.raises(BrokenProcessPool):
+        with pytest.raises(ParseWorkerDied):
             bad.result(30)
+        survivor = [p for p in parsers.procs if p.alive]
+        assert len(parsers.procs) == 2 and len(survivor) == 1  # the other worker was not touched
         parsers.reset(bad)
-        assert parsers.pool is None  # the broken pool is gone; the next page starts a new one
-        assert parsers.submit(prep(html_page()), 5.0).result(30).error is None
-        healthy = parsers.pool
-        parsers.reset(bad)  # the old pool's failure, collected late
-        assert parsers.pool is healthy
-        assert parsers.submit(prep(html_page()), 5.0).result(30).error is None
+        assert parsers.procs == survivor  # the dead one is gone...
+        pages = [parsers.submit(prep(html_page(token=str(i))), 5.0) for i in range(4)]
+        assert len(parsers.procs) == 2  # ...and a new one took its share of the next pages
+        for fut in pages:
+            assert fut.result(30).error is None
+            parsers.done(fut)
+        parsers.reset(bad)  # a failure collected late changes nothing
+        assert len(parsers.procs) == 2 and all(p.alive for p in parsers.procs)
 
-        # a page handed over after a worker died, before its failure was collected
-        bad = parsers.submit(prep("<p>CRASH-THE-WORKER</p>"), 5.0)
-        with pytest.raises(BrokenProcessPool):
-            bad.result(30)
-        assert parsers.submit(prep(html_page()), 5.0).result(30).error is None  # a new pool took it
-        healthy = parsers.pool
-        parsers.reset(bad)
-        assert parsers.pool is healthy
+        # more pages than the workers hold wait here, and go out as results come back
+        many = [parsers.submit(prep(html_page(token=f"SLOW{i}")), 5.0) for i in range(9)]
+        assert len(parsers.waiting) == 9 - 2 * _Parsers.PER_WORKER
+        for fut in many:
+            while not fut.done():
+                parsers.done(fut)  # what the cycle does as it collects each result
+                time.sleep(0.01)
+            assert fut.result().error is None
+        assert not parsers.waiting
     finally:
         parsers.close()
+    assert gc.get_freeze_count() == 0 and not parsers.procs
 
 
 # --- 5. settings.workers is used; WATCHER_WORKERS overrides it ---------------------------------------

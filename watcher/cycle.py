@@ -27,12 +27,13 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import BrokenExecutor, Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import guard
 from .config import Config, Settings, Site
@@ -41,9 +42,6 @@ from .logs import redact
 from .models import Change, FetchResult
 from .store import Store, body_hash, pack_body, text_hash
 from .times import in_seconds, now_iso
-
-if TYPE_CHECKING:
-    from concurrent.futures import ProcessPoolExecutor
 
 log = logging.getLogger("watcher.cycle")
 
@@ -211,68 +209,173 @@ def parse_workers(pages: int, setting: int = 0) -> int:
     return wanted
 
 
+class ParseWorkerDied(BrokenExecutor):
+    """The parse process died (out of memory, a crash in lxml) with this page handed to it."""
+
+
 class _Parsers:
-    """A process pool started on the first body that needs parsing (a warm cycle never starts it)."""
+    """Forked parse processes, started on the first body that needs parsing (a warm cycle never
+    starts them).
+
+    Not a ProcessPoolExecutor: its manager and queue-feeder threads handed each page over three
+    times on this process's GIL, ~0.15 ms of CPU per page beside the database writes (issue 10).
+    Here the calling thread sends a page straight down a worker's pipe, PER_WORKER at most on
+    each (the rest wait here, cancellable), and one thread per worker reads its results, in
+    order, into the pages' Futures. A worker that dies fails only the pages it held
+    (`ParseWorkerDied`); `reset` drops it and the next page starts another.
+    """
+
+    PER_WORKER = 2  # one being parsed, one waiting in the pipe
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self.pool: ProcessPoolExecutor | None = None
-        self.current: set[Future[Parsed]] = set()  # futures of `pool`, not of a pool already replaced
+        self.procs: list[_ParseProcess] = []
+        self.waiting: deque[tuple[Future[Parsed], tuple]] = deque()
+        self._frozen = False
 
     def submit(
         self, prep: Prepared, budget: float, prev: tuple[str, str, str] | None = None, drop_ratio: float = 0.5
     ) -> Future[Parsed]:
-        args = (parse_page, prep.fetch.body, prep.fetch.content_type, prep.site, budget, prev, drop_ratio)
-        try:
-            fut = self._pool().submit(*args)
-        except BrokenExecutor:
-            # a worker died and its pool takes no more work (its futures still fail, each for
-            # its own page, once collected): this page goes to a new pool
-            self._drop()
-            fut = self._pool().submit(*args)
-        self.current.add(fut)
+        fut: Future[Parsed] = Future()
+        self.waiting.append((fut, (prep.fetch.body, prep.fetch.content_type, prep.site, budget, prev, drop_ratio)))
+        self._pump()
         return fut
 
-    def _pool(self) -> ProcessPoolExecutor:
-        if self.pool is None:
+    def _pump(self) -> None:
+        """Hand waiting pages to workers with room (calling thread only: the readers never send,
+        so a worker blocked sending a big result never waits on a thread blocked sending to it)."""
+        while self.waiting:
+            idle = [p for p in self.procs if p.alive and not p.held]
+            if not idle and len(self.procs) < self.workers:
+                idle = [self._start()]  # a page for each worker before any gets a second
+            room = idle or [p for p in self.procs if p.alive and len(p.held) < self.PER_WORKER]
+            if not room:
+                return
+            fut, args = self.waiting.popleft()
+            if fut.set_running_or_notify_cancel():  # False: cancelled while it waited (a stopped cycle)
+                min(room, key=lambda p: len(p.held)).send(fut, args)
+
+    def _start(self) -> _ParseProcess:
+        if not self._frozen:
             # fork: the children inherit the imported parser (no start-up imports) and run only
             # pure code (no httpx, no sqlite), so the fetch threads' locks are never touched.
-            # multiprocessing too: ~8 ms of start-up a cycle with nothing new to parse never pays
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
             from . import dates, normalize  # noqa: F401 - loaded once here, before the fork
 
-            # The pool forks on its first submit. Frozen, the objects alive now are never walked by
-            # a garbage collection, in the children or here: a walk writes to every object it
-            # visits, so each forked worker would slowly copy the parent's whole heap, page by
-            # page (its private memory grew with the number of pages parsed, issue 10).
+            # Frozen, the objects alive now are never walked by a garbage collection, in the
+            # children or here: a walk writes to every object it visits, so each forked worker
+            # would slowly copy the parent's whole heap, page by page (its private memory grew
+            # with the number of pages parsed, issue 10).
             gc.freeze()
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"))
-        return self.pool
-
-    def _drop(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            self.pool = None
-            self.current.clear()
-            gc.unfreeze()  # a long-lived daemon must collect them again
+            self._frozen = True
+        proc = _ParseProcess()
+        self.procs.append(proc)
+        return proc
 
     def done(self, fut: Future) -> None:
-        self.current.discard(fut)
+        """A page's result was collected: its worker has room for the next."""
+        self._pump()
 
     def reset(self, failed: Future) -> None:
-        """After a worker died: drop the broken pool (the next page starts a new one), unless
-        `failed` came from a pool already replaced, whose late failures must not end the new one."""
-        if failed in self.current:
-            self._drop()
+        """After a worker died: drop it (the next page starts another); a failure from a worker
+        already dropped changes nothing."""
+        for proc in [p for p in self.procs if not p.alive]:
+            self.procs.remove(proc)
+            proc.close()
+        self._pump()
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
-            self.current.clear()
-            gc.unfreeze()
+        for fut, _ in self.waiting:
+            fut.cancel()
+        self.waiting.clear()
+        for proc in self.procs:
+            proc.close()
+        self.procs.clear()
+        if self._frozen:
+            gc.unfreeze()  # a long-lived daemon must collect them again
+            self._frozen = False
+
+
+class _ParseProcess:
+    """One forked parse worker (`_parse_child`) and the thread here that reads its results."""
+
+    def __init__(self) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork")
+        self._conn, child = ctx.Pipe()
+        self.held: deque[Future[Parsed]] = deque()  # sent, in order: the child answers in order
+        self.alive = True
+        try:
+            self.proc = ctx.Process(target=_parse_child, args=(child,), name="watcher-parse", daemon=True)
+            self.proc.start()
+        finally:
+            child.close()
+        self._reader = threading.Thread(target=self._read, name="parse-results", daemon=True)
+        self._reader.start()
+
+    def send(self, fut: Future[Parsed], args: tuple) -> None:
+        self.held.append(fut)
+        try:
+            self._conn.send(args)
+        except (OSError, ValueError):
+            pass  # the worker is gone: its reader fails what it held
+        except Exception as exc:  # a page that does not pickle (never seen): this page's error
+            self.held.remove(fut)
+            fut.set_exception(exc)
+
+    def _read(self) -> None:
+        try:
+            while True:
+                try:
+                    result = self._conn.recv()
+                except (EOFError, OSError):
+                    break
+                except Exception:  # a result that cannot be read: treat the worker as broken
+                    self.proc.terminate()
+                    break
+                self.held.popleft().set_result(result)
+        finally:
+            self.alive = False
+            while self.held:
+                fut = self.held.popleft()
+                if not fut.done():
+                    fut.set_exception(ParseWorkerDied("the parse worker process died"))
+
+    def close(self) -> None:
+        try:
+            self._conn.send(None)  # done: the worker ends after the page in hand
+        except (OSError, ValueError):
+            pass
+        self.proc.join(0 if self.held else 5.0)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join()
+        self._reader.join()
+        self._conn.close()
+
+
+def _parse_child(conn: Any) -> None:
+    """A parse worker: `parse_page` each page sent, in order, until None or the pipe closes."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends this
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the daemon's handler, inherited by the fork
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        parsed = parse_page(*job)
+        try:
+            conn.send(parsed)
+        except (OSError, ValueError):
+            return  # the parent has gone
+        except Exception as exc:  # a result that does not pickle (never seen): still this page's answer
+            conn.send(
+                Parsed(error=f"internal error in a parse worker: {type(exc).__name__}: {exc}", error_kind="internal")
+            )
 
 
 class Throttle:
@@ -812,7 +915,7 @@ def _collect(
     prep.needs_parse = False
     try:
         return _apply(prep, fut.result())
-    except BrokenExecutor:  # BrokenProcessPool, without importing multiprocessing up front
+    except BrokenExecutor:  # ParseWorkerDied
         # a worker died (out of memory, a crash in the parser): this page fails, the rest go on
         log.error("site %s: the parse worker process died", prep.site.name)
         parsers.reset(fut)
