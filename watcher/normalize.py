@@ -319,22 +319,28 @@ def _prune(root: etree._Element, remove: Iterable[str], deadline: float | None =
             doomed.append(el)
             continue
         tag = tag.lower()
-        control = tag == "button" and not (el.get("aria-expanded") or el.get("aria-controls"))
-        if tag in _DROP_ALWAYS or control or (_is_hidden(el) and not _collapsed_panel(el, controlled)):
+        bare = not el.keys()  # no attributes (most elements): neither hidden nor a toggle
+        control = tag == "button" and (bare or not (el.get("aria-expanded") or el.get("aria-controls")))
+        if tag in _DROP_ALWAYS or control or (not bare and _is_hidden(el) and not _collapsed_panel(el, controlled)):
             doomed.append(el)
     _drop_all(doomed)
     doomed = []
     # (banner-like, screen-reader-only) per id/class string: pages repeat a few class lists
     # on thousands of elements, and the banner pattern is long (issue 10)
     named: dict[str, tuple[bool, bool]] = {}
+    chrome_tags, chrome_roles = chrome["tags"], chrome["roles"]
     for steps, el in enumerate(root.iter()):
         if not steps & 1023:
             check(steps)
-        if not isinstance(el.tag, str) or el.tag in ("html", "body"):
+        tag = el.tag
+        if not isinstance(tag, str) or tag in ("html", "body"):
             continue
-        attrs = _attr_text(el)
-        tag = el.tag.lower()
-        role = (el.get("role") or "").lower()
+        tag = tag.lower()
+        if el.keys():
+            attrs = _attr_text(el)
+            role = (el.get("role") or "").lower()
+        else:
+            attrs = role = ""
         if attrs:
             hit = named.get(attrs)
             if hit is None:
@@ -346,7 +352,7 @@ def _prune(root: etree._Element, remove: Iterable[str], deadline: float | None =
             if sr_only and count_words(_text(el)) <= 12:
                 doomed.append(el)
                 continue
-        if tag in chrome["tags"] or role in chrome["roles"]:
+        if tag in chrome_tags or role in chrome_roles:
             plain, link = _sentence_words(el)
             if tag == "header" and _in_content(el):
                 # an article's own header holds its title and stated date: keep unless it is a menu
@@ -518,9 +524,10 @@ class _Walker:
                 self.cell.append(" ")
         elif tag in _BLOCK:
             self.flush()
+            bare = not el.keys()  # no attributes (most elements): no role, class or style to read
             if tag in _HEADINGS:
                 self.ctx.append(("h", el, _HEADINGS[tag]))
-            elif (el.get("role") or "").lower() == "heading":
+            elif not bare and (el.get("role") or "").lower() == "heading":
                 self.ctx.append(
                     ("h", el, int(el.get("aria-level") or 2) if (el.get("aria-level") or "").isdigit() else 2)
                 )
@@ -533,7 +540,7 @@ class _Walker:
                 self.ctx.append(("br", el, 0))
             else:
                 self.ctx.append(("block", el, 0))
-                hint = _level_hint(el)
+                hint = 0 if bare else _level_hint(el)
                 if hint:
                     self.hints[el] = hint
         if tag in _BOLD or (tag in ("span", "div", "p", "font") and _style_bold(el)):
@@ -671,44 +678,52 @@ def _main_blocks(body: etree._Element, blocks: list[RawBlock], deadline: float |
     """Keep the blocks of the element that best holds the policy (see module docstring)."""
     if not blocks:
         return blocks
-    good: dict[etree._Element, float] = {}
-    bad: dict[etree._Element, float] = {}
-    first: dict[etree._Element, int] = {}
-    last: dict[etree._Element, int] = {}
+    # per element: [good words, bad words, first block, last block] of the blocks it holds
+    sums: dict[etree._Element, list] = {}
     for b in blocks:
         if b.owner is None:
             continue
         g, x = _block_score(b)
-        el = b.owner
-        good[el] = good.get(el, 0.0) + g
-        bad[el] = bad.get(el, 0.0) + x
-        first.setdefault(el, b.order)
-        last[el] = b.order
+        acc = sums.get(b.owner)
+        if acc is None:
+            sums[b.owner] = [g, x, b.order, b.order]
+        else:
+            acc[0] += g
+            acc[1] += x
+            acc[3] = b.order
     # Sum each element's blocks into its ancestors in one bottom-up pass (reversed document
     # order visits children before parents): walking every block's ancestor chain instead is
     # O(blocks x depth) and took minutes on deeply nested pages.
     for steps, el in enumerate(reversed(list(body.iter())), 1):
         if deadline is not None and steps % 4096 == 0 and time.monotonic() > deadline:
             raise NormalizeError(_OVER_BUDGET)
-        parent = el.getparent()
-        if el not in good or parent is None or el is body:
+        acc = sums.get(el)
+        if acc is None or el is body:
             continue
-        good[parent] = good.get(parent, 0.0) + good[el]
-        bad[parent] = bad.get(parent, 0.0) + bad[el]
-        first[parent] = min(first.get(parent, first[el]), first[el])
-        last[parent] = max(last.get(parent, last[el]), last[el])
-    total_good = good.get(body, 0.0) or sum(_block_score(b)[0] for b in blocks)
+        parent = el.getparent()
+        if parent is None:
+            continue
+        up = sums.get(parent)
+        if up is None:
+            sums[parent] = acc.copy()
+        else:
+            up[0] += acc[0]
+            up[1] += acc[1]
+            up[2] = min(up[2], acc[2])
+            up[3] = max(up[3], acc[3])
+    whole = sums.get(body)
+    total_good = (whole[0] if whole else 0.0) or sum(_block_score(b)[0] for b in blocks)
     if total_good <= 0:
         return blocks
-    best, best_score = body, good.get(body, 0.0) - bad.get(body, 0.0)
-    for el, g in good.items():
+    best, best_score = body, (whole[0] - whole[1] if whole else 0.0)
+    for el, (g, x, _, _) in sums.items():
         if g < 0.25 * total_good:
             continue
-        s = g - bad[el]
+        s = g - x
         # prefer the deeper element on near ties: the parent only adds chrome
         if s > best_score + 1e-9 or (abs(s - best_score) <= 1e-9 and _depth(el) > _depth(best)):
             best, best_score = el, s
-    lo, hi = first.get(best, 0), last.get(best, len(blocks) - 1)
+    lo, hi = sums[best][2:] if best in sums else (0, len(blocks) - 1)
     inside = set(best.iter())
     kept = [b for b in blocks if lo <= b.order <= hi and b.owner in inside]
     # The title and stated date often sit just above the container (a page header).
