@@ -10,6 +10,7 @@ import sqlite3
 import sys
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -354,6 +355,49 @@ def test_a_dead_parse_worker_fails_its_own_pages_and_the_next_page_gets_a_new_on
     finally:
         parsers.close()
     assert gc.get_freeze_count() == 0 and not parsers.procs
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="parse workers are forked")
+def test_pages_sent_to_a_worker_that_just_died_fail_instead_of_hanging() -> None:
+    from watcher.config import Site
+    from watcher.cycle import _ParseProcess
+
+    site = Site(name="acme", url="http://127.0.0.1:9/")
+    proc = _ParseProcess()
+    try:
+        proc.proc.kill()
+        proc._reader.join(30)  # the reader saw the pipe close: the worker is marked dead
+        assert not proc.alive
+        late: Future = Future()
+        late.set_running_or_notify_cancel()
+        proc.send(late, (html_page().encode(), "text/html", site, 5.0, None, 0.5))
+        with pytest.raises(ParseWorkerDied):
+            late.result(5)  # failed at once, not left waiting for a reader that has gone
+    finally:
+        proc.close()
+
+
+def test_a_machine_that_cannot_fork_parses_in_the_cycle(web: HTTPServer, write_config, monkeypatch, caplog) -> None:
+    from watcher import cycle as cycle_mod
+
+    names = [f"s{i}" for i in range(3)]
+    for n in names:
+        web.expect_request(f"/{n}").respond_with_handler(
+            lambda _r, n=n: Response(html_page(token=n), content_type="text/html")
+        )
+    config = load(write_config(sites_toml(web, names)))
+
+    def no_fork(self) -> None:  # type: ignore[no-untyped-def]
+        raise BlockingIOError(11, "Resource temporarily unavailable")  # EAGAIN: a process limit
+
+    monkeypatch.setattr(cycle_mod._ParseProcess, "__init__", no_fork)
+    monkeypatch.setenv("WATCHER_WORKERS", "2")
+    with caplog.at_level("WARNING", logger="watcher.cycle"):
+        results = cycle(config)
+    assert {r.outcome for r in results.values()} == {"new"}
+    assert caplog.text.count("cannot start a parse worker process") == 1  # one line, not one per page
+    assert count(config.settings.database, "versions") == 3
+    assert gc.get_freeze_count() == 0
 
 
 # --- 5. settings.workers is used; WATCHER_WORKERS overrides it ---------------------------------------

@@ -10,8 +10,8 @@ GIL. The store is written by the calling thread only, each site's check in one t
 Results are committed in batches (BATCH results or BATCH_SECONDS) and announced (snapshot
 files, `on_result`) once committed. So a crash loses at most the open batch, which the next
 cycle simply redoes (a lost new version or change is found again), never an announced
-version, and the loop never waits for a page with a batch open: a concurrent `watcher check` or the daemon's
-heartbeat waits at most BATCH_SECONDS for the write lock, not for a slow server. At most a few
+version, and the loop never waits for a page with a batch open: a concurrent `watcher check`
+or the daemon's heartbeat waits at most BATCH_SECONDS for the write lock, not for a slow server. At most a few
 pages per thread are in flight, so memory does not grow with the number of sites. A site that
 fails is recorded on its state and the cycle goes on: nothing here raises because one site went
 wrong (storage failures do, as one-line StoreErrors).
@@ -232,6 +232,7 @@ class _Parsers:
         self.procs: list[_ParseProcess] = []
         self.waiting: deque[tuple[Future[Parsed], tuple]] = deque()
         self._frozen = False
+        self._no_fork = False  # a fork failed: no more workers this cycle
 
     def submit(
         self, prep: Prepared, budget: float, prev: tuple[str, str, str] | None = None, drop_ratio: float = 0.5
@@ -246,14 +247,22 @@ class _Parsers:
         so a worker blocked sending a big result never waits on a thread blocked sending to it)."""
         while self.waiting:
             idle = [p for p in self.procs if p.alive and not p.held]
-            if not idle and len(self.procs) < self.workers:
-                idle = [self._start()]  # a page for each worker before any gets a second
+            if not idle and len(self.procs) < self.workers and not self._no_fork:
+                try:
+                    idle = [self._start()]  # a page for each worker before any gets a second
+                except OSError as exc:  # no fork here (a sandbox, a process limit)
+                    log.warning("cannot start a parse worker process (%s); parsing in this process", exc)
+                    self._no_fork = True
             room = idle or [p for p in self.procs if p.alive and len(p.held) < self.PER_WORKER]
-            if not room:
-                return
+            if not room and self.procs:
+                return  # a worker makes room as its results are collected (or `reset` drops it)
             fut, args = self.waiting.popleft()
-            if fut.set_running_or_notify_cancel():  # False: cancelled while it waited (a stopped cycle)
+            if not fut.set_running_or_notify_cancel():
+                continue  # cancelled while it waited (a stopped cycle)
+            if room:
                 min(room, key=lambda p: len(p.held)).send(fut, args)
+            else:  # no worker at all: parse here (parse_page never raises)
+                fut.set_result(parse_page(*args))
 
     def _start(self) -> _ParseProcess:
         if not self._frozen:
@@ -305,23 +314,33 @@ class _ParseProcess:
         self._conn, child = ctx.Pipe()
         self.held: deque[Future[Parsed]] = deque()  # sent, in order: the child answers in order
         self.alive = True
+        self._lock = threading.Lock()  # `alive` and the reader's final failing of `held`
         try:
             self.proc = ctx.Process(target=_parse_child, args=(child,), name="watcher-parse", daemon=True)
             self.proc.start()
+        except BaseException:
+            self._conn.close()
+            raise
         finally:
             child.close()
         self._reader = threading.Thread(target=self._read, name="parse-results", daemon=True)
         self._reader.start()
 
     def send(self, fut: Future[Parsed], args: tuple) -> None:
-        self.held.append(fut)
+        with self._lock:
+            if not self.alive:  # died since it was chosen: its reader has failed what it held
+                fut.set_exception(ParseWorkerDied("the parse worker process died"))
+                return
+            self.held.append(fut)
         try:
             self._conn.send(args)
         except (OSError, ValueError):
-            pass  # the worker is gone: its reader fails what it held
+            pass  # the worker is gone: its reader fails what it held, this page included
         except Exception as exc:  # a page that does not pickle (never seen): this page's error
-            self.held.remove(fut)
-            fut.set_exception(exc)
+            with self._lock:
+                if not fut.done():
+                    self.held.remove(fut)
+                    fut.set_exception(exc)
 
     def _read(self) -> None:
         try:
@@ -335,18 +354,22 @@ class _ParseProcess:
                     break
                 self.held.popleft().set_result(result)
         finally:
-            self.alive = False
-            while self.held:
-                fut = self.held.popleft()
-                if not fut.done():
-                    fut.set_exception(ParseWorkerDied("the parse worker process died"))
+            with self._lock:
+                self.alive = False
+                while self.held:
+                    fut = self.held.popleft()
+                    if not fut.done():
+                        fut.set_exception(ParseWorkerDied("the parse worker process died"))
 
     def close(self) -> None:
-        try:
-            self._conn.send(None)  # done: the worker ends after the page in hand
-        except (OSError, ValueError):
-            pass
-        self.proc.join(0 if self.held else 5.0)
+        """End the worker: at once if it still holds pages (a stopped cycle: a page may take the
+        whole normalize budget, and a big one may fill the pipe), else once it reads the None."""
+        if not self.held:
+            try:
+                self._conn.send(None)
+            except (OSError, ValueError):
+                pass
+            self.proc.join(5.0)
         if self.proc.is_alive():
             self.proc.terminate()
             self.proc.join()
