@@ -62,7 +62,7 @@ def serve_pages(web: HTTPServer, names: list[str]) -> None:
 
 def fetch_rows(db: str) -> list[tuple]:
     with sqlite3.connect(db) as conn:
-        return conn.execute("select site, outcome, status, error_kind from fetches order by site, id").fetchall()
+        return conn.execute("select site, outcome, status, error_kind, bytes from fetches order by site, id").fetchall()
 
 
 def test_how_many_fetch_processes(monkeypatch, write_config) -> None:
@@ -114,6 +114,10 @@ def test_fetch_processes_record_what_the_fetch_threads_record(web: HTTPServer, t
     assert {o for s, o in second if s != "gone"} == {"unchanged"}
     assert [(s, o) for s, o, _ in third if o == "changed"] == [("p03", "changed"), ("p07", "changed")]
     assert len(rows) == 3 * len(names) and len(folders) == 12
+    # an unchanged body is not piped back from the fetch process, but its size is still recorded
+    sizes = {site: size for site, outcome, *_, size in rows if outcome == "new"}
+    unchanged = [(site, size) for site, outcome, *_, size in rows if outcome == "unchanged"]
+    assert len(unchanged) == 12 + 10 and all(size == sizes[site] > 1000 for site, size in unchanged)
     assert gc.get_freeze_count() == 0  # the heap frozen for the fork is unfrozen
 
 

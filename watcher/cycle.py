@@ -478,6 +478,7 @@ def prepare(site: Site, fetcher: Fetcher, state: dict, budget: float, inline: bo
     prep.digest = body_hash(result.body)
     if state.get("last_body_hash") == prep.digest and not state.get("held"):
         prep.same_body = True  # identical bytes: nothing to decode or parse
+        result.body = b""  # nor to hold, or pipe from a fetch process (~10% of an unchanged check)
         return prep
     if not inline:
         prep.needs_parse = True
@@ -1025,7 +1026,7 @@ def record(config: Config, store: Store, prep: Prepared) -> SiteResult:
         "at": at,
         "status": fetch.status,
         "duration_ms": fetch.duration_ms,
-        "bytes": len(fetch.body),
+        "bytes": fetch.size or len(fetch.body),
     }
     with store.transaction():
         state = store.state(site.name)

@@ -400,7 +400,7 @@ class Fetcher:
             result.text, result.charset = decode_body(result.body, result.content_type)
         result.duration_ms = int((time.monotonic() - start) * 1000)
         if result.error:
-            result.body, result.text = b"", ""
+            result.body, result.text, result.size = b"", "", 0
             # errors quote URLs (redirect targets, the site's own): never their credentials
             result.error = redact(result.error)
         return result
@@ -538,7 +538,7 @@ class Fetcher:
                 raise FetchError("content-type", f"not a web page: the body is {what}", status)
         if b"\x00" in body[:4096] and not body.startswith((b"\xff\xfe", b"\xfe\xff")):
             raise FetchError("binary", "not a web page: the body is binary", status)
-        result.body = body
+        result.body, result.size = body, len(body)
 
 
 def _headers(resp: httpx.Response) -> dict[str, str]:

@@ -66,6 +66,7 @@ class FetchResult:
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    size: int = 0  # len(body) as fetched; kept when a check drops the bytes it already has
     text: str = ""  # decoded body
     content_type: str = ""
     charset: str = ""
