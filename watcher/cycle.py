@@ -364,32 +364,46 @@ class _ParseProcess:
     def close(self) -> None:
         """End the worker: at once if it still holds pages (a stopped cycle: a page may take the
         whole normalize budget, and a big one may fill the pipe), else once it reads the None."""
-        if not self.held:
-            try:
-                self._conn.send(None)
-            except (OSError, ValueError):
-                pass
-            self.proc.join(5.0)
-        if self.proc.is_alive():
-            self.proc.terminate()
-            self.proc.join()
+        _end_child(self.proc, self._conn, None if self.held else 5.0)
         self._reader.join()
         self._conn.close()
 
 
-def _parse_child(conn: Any) -> None:
-    """A parse worker: `parse_page` each page sent, in order, until None or the pipe closes."""
+def _child_signals() -> None:
+    """In a forked child: Ctrl-C is the parent's to handle (it ends the child), and SIGTERM
+    does the default, not what the daemon's handler, inherited by the fork, would do."""
     import signal
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends this
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the daemon's handler, inherited by the fork
-    while True:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _next_job(conn: Any) -> Any:
+    """A forked child's next message from the parent; None once told to end, or the parent has gone."""
+    try:
+        return conn.recv()
+    except (EOFError, OSError):
+        return None
+
+
+def _end_child(proc: Any, conn: Any, wait: float | None) -> None:
+    """Ask a forked child to end (None down its pipe) and give it `wait` seconds, then
+    terminate it; `wait` None: terminate it at once."""
+    if wait is not None:
         try:
-            job = conn.recv()
-        except (EOFError, OSError):
-            return
-        if job is None:
-            return
+            conn.send(None)
+        except (OSError, ValueError):
+            pass  # already gone
+        proc.join(wait)
+    if proc.is_alive():
+        proc.terminate()
+        proc.join()
+
+
+def _parse_child(conn: Any) -> None:
+    """A parse worker: `parse_page` each page sent, in order, until None or the pipe closes."""
+    _child_signals()
+    while (job := _next_job(conn)) is not None:
         parsed = parse_page(*job)
         try:
             conn.send(parsed)
@@ -609,14 +623,7 @@ class FetchProcess:
 
     def dismiss(self) -> None:
         """End the child if it was given no work; harmless once it has ended."""
-        try:
-            self._conn.send(None)
-        except (OSError, ValueError):
-            pass
-        self.proc.join(1.0)
-        if self.proc.is_alive():
-            self.proc.terminate()
-            self.proc.join()
+        _end_child(self.proc, self._conn, 1.0)
         self._conn.close()
 
     def _read(self) -> None:
@@ -671,15 +678,9 @@ def _fetch_child(conn: Any) -> None:
     the parent for more CHUNK at a time, and send back each Prepared's fields (not its Site).
     A thread keeps its turn from one page to the next: no hand-off while the limit holds.
     `inline`: new bodies are parsed here too (a cycle without parse workers)."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends this
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the daemon's handler, inherited by the fork
+    _child_signals()
     tls_context()  # built while the parent loads the config, not before the first fetch
-    try:
-        job = conn.recv()
-    except (EOFError, OSError):
-        return
+    job = _next_job(conn)
     if job is None:
         return
     settings, (threads, per_host), inline = job
