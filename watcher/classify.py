@@ -17,14 +17,13 @@ sentence around them and the section heading; facts from data/facts.toml.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from functools import lru_cache
-from importlib import resources
 from itertools import pairwise
 
+from .data import load_table
 from .dates import StatedDate, document_lines, find_dates, latest, stated_dates_in
 from .diff import diff_documents, strip_enumeration
 from .models import SEVERITIES, Change, Cue, Document, Fact, SectionChange, Severity
@@ -33,14 +32,10 @@ from .textutil import fold, sentences, words
 from .topics import TOPIC_IDS, label
 
 
-def _load(name: str) -> dict:
-    return tomllib.loads(resources.files("watcher.data").joinpath(name).read_text("utf-8"))
-
-
 @lru_cache(maxsize=1)
 def _cues() -> dict[str, dict[str, tuple[re.Pattern[str] | None, list[str]]]]:
     """Per topic and key ("en", "en_weak", ...): one alternation of the cues (one compile) and the cues."""
-    raw = _load("cues.toml")
+    raw = load_table("cues.toml")
     out: dict[str, dict[str, tuple[re.Pattern[str] | None, list[str]]]] = {}
     for topic, groups in raw.items():
         out[topic] = {}
@@ -61,7 +56,7 @@ def _which_cue(pats: list[str], matched: str) -> str:
 
 @lru_cache(maxsize=1)
 def _rules() -> dict:
-    raw = _load("materiality.toml")
+    raw = load_table("materiality.toml")
     return {
         "protected": set(raw["protected"]),
         "filler": set(raw["filler"]),
@@ -74,7 +69,7 @@ def _rules() -> dict:
 
 @lru_cache(maxsize=1)
 def _facts() -> dict[str, dict]:
-    raw = _load("facts.toml")
+    raw = load_table("facts.toml")
     return {
         kind: {
             "topic": spec["topic"],

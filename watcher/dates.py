@@ -11,11 +11,10 @@ no day.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 
+from .data import load_table
 from .models import Document
 
 
@@ -35,7 +34,7 @@ class StatedDate:
 
 @lru_cache(maxsize=1)
 def _data() -> dict:
-    raw = tomllib.loads(resources.files("watcher.data").joinpath("dates.toml").read_text("utf-8"))
+    raw = load_table("dates.toml")
     months: dict[str, int] = {}
     for num, names in raw["months"].items():
         for name in names:

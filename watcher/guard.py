@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import html
 import re
-import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import Literal
 
+from .data import load_table
 from .models import Document
 
 
@@ -35,7 +34,7 @@ OK = Verdict("ok")
 
 @lru_cache(maxsize=1)
 def _data() -> dict:
-    raw = tomllib.loads(resources.files("watcher.data").joinpath("guard.toml").read_text("utf-8"))
+    raw = load_table("guard.toml")
 
     def rx(key: str) -> re.Pattern[str]:
         return re.compile("|".join(f"(?:{p})" for p in raw[key]), re.I)

@@ -21,14 +21,13 @@ from __future__ import annotations
 import html as htmlmod
 import re
 import time
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 
 from lxml import etree
 
+from .data import load_table
 from .models import Block, Document, Section
 from .textutil import WORD, clean, count_words
 
@@ -60,7 +59,7 @@ class RawBlock:
 
 @lru_cache(maxsize=1)
 def _chrome() -> dict:
-    data = tomllib.loads(resources.files("watcher.data").joinpath("chrome.toml").read_text("utf-8"))
+    data = load_table("chrome.toml")
     return {
         "banner": re.compile("|".join(f"(?:{p})" for p in data["banner_attr"]), re.I),
         "banner_max_words": data["banner_max_words"],

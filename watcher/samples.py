@@ -11,8 +11,8 @@ from __future__ import annotations
 import html
 import textwrap
 from functools import cache
-from importlib import resources
 
+from .data import DIR as DATA_DIR
 from .models import Document
 from .normalize import normalize
 
@@ -28,7 +28,7 @@ LAYOUTS = ("semantic", "divs", "plain", "wrapped")
 
 @cache
 def seed_text(name: str) -> str:
-    return resources.files("watcher.data").joinpath("demo", SEEDS[name]).read_text("utf-8")
+    return (DATA_DIR / "demo" / SEEDS[name]).read_text("utf-8")
 
 
 def seed_document(name: str, text: str | None = None) -> Document:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import tomllib
-from importlib import resources
+from .data import load_table
 
-_DATA = tomllib.loads(resources.files("watcher.data").joinpath("topics.toml").read_text("utf-8"))
+_DATA = load_table("topics.toml")
 TOPICS: dict[str, dict[str, str]] = {t["id"]: t for t in _DATA["topic"]}
 TOPIC_IDS: tuple[str, ...] = tuple(TOPICS)
 
