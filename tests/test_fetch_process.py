@@ -201,6 +201,33 @@ def fetch_children() -> list:
     return [p for p in multiprocessing.active_children() if p.name == "watcher-fetch"]
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="parse workers are forked")
+def test_a_stopped_cycle_ends_its_parse_workers_mid_page(web: HTTPServer, write_config, monkeypatch) -> None:
+    from watcher import normalize
+
+    real = normalize.normalize
+
+    def slow(text, **kw):  # type: ignore[no-untyped-def]
+        if "wesgar" not in text.lower():
+            time.sleep(20)  # every page but one takes far longer than the test allows
+        return real(text, **kw)
+
+    monkeypatch.setattr(normalize, "normalize", slow)  # the forked workers inherit it
+    pages = {"fast": samples.page("wesgar")} | {f"slow{i}": samples.page("planiso") for i in range(5)}
+    for name, body in pages.items():
+        web.expect_request(f"/{name}").respond_with_data(body, content_type="text/html")
+    # one fetch at a time, in order: the fast page reaches an idle worker first
+    config = load(write_config(sites_toml(web, list(pages)), "concurrency = 1\n"))
+    monkeypatch.setenv("WATCHER_WORKERS", "2")
+    heard: list[str] = []
+    start = time.monotonic()
+    results = check(config, on_result=lambda r: heard.append(r.site), stop=lambda: bool(heard))
+    assert time.monotonic() - start < 10  # not the slow pages' 20 s
+    assert list(results) == ["fast"]
+    assert not [p for p in multiprocessing.active_children() if p.name == "watcher-parse"]
+    assert gc.get_freeze_count() == 0
+
+
 def test_spare_fetch_processes_are_used_or_dismissed(web: HTTPServer, write_config, monkeypatch) -> None:
     names = [f"p{i:02d}" for i in range(6)]
     serve_pages(web, names)
