@@ -327,20 +327,20 @@ def test_a_dead_parse_worker_fails_its_own_pages_and_the_next_page_gets_a_new_on
         assert len(parsers.procs) == 2  # a page for each worker
         for fut in first:
             assert fut.result(30).error is None
-            parsers.done(fut)
+            parsers.done()
         bad = parsers.submit(prep("<p>CRASH-THE-WORKER</p>"), 5.0)
         with pytest.raises(ParseWorkerDied):
             bad.result(30)
         survivor = [p for p in parsers.procs if p.alive]
         assert len(parsers.procs) == 2 and len(survivor) == 1  # the other worker was not touched
-        parsers.reset(bad)
+        parsers.reset()
         assert parsers.procs == survivor  # the dead one is gone...
         pages = [parsers.submit(prep(html_page(token=str(i))), 5.0) for i in range(4)]
         assert len(parsers.procs) == 2  # ...and a new one took its share of the next pages
         for fut in pages:
             assert fut.result(30).error is None
-            parsers.done(fut)
-        parsers.reset(bad)  # a failure collected late changes nothing
+            parsers.done()
+        parsers.reset()  # a failure collected late changes nothing
         assert len(parsers.procs) == 2 and all(p.alive for p in parsers.procs)
 
         # more pages than the workers hold wait here, and go out as results come back
@@ -348,7 +348,7 @@ def test_a_dead_parse_worker_fails_its_own_pages_and_the_next_page_gets_a_new_on
         assert len(parsers.waiting) == 9 - 2 * _Parsers.PER_WORKER
         for fut in many:
             while not fut.done():
-                parsers.done(fut)  # what the cycle does as it collects each result
+                parsers.done()  # what the cycle does as it collects each result
                 time.sleep(0.01)
             assert fut.result().error is None
         assert not parsers.waiting

@@ -11,10 +11,10 @@ Results are committed in batches (BATCH results or BATCH_SECONDS) and announced 
 files, `on_result`) once committed. So a crash loses at most the open batch, which the next
 cycle simply redoes (a lost new version or change is found again), never an announced
 version, and the loop never waits for a page with a batch open: a concurrent `watcher check`
-or the daemon's heartbeat waits at most BATCH_SECONDS for the write lock, not for a slow server. At most a few
-pages per thread are in flight, so memory does not grow with the number of sites. A site that
-fails is recorded on its state and the cycle goes on: nothing here raises because one site went
-wrong (storage failures do, as one-line StoreErrors).
+or the daemon's heartbeat waits at most BATCH_SECONDS for the write lock, not for a slow
+server. At most a few pages per thread are in flight, so memory does not grow with the number
+of sites. A site that fails is recorded on its state and the cycle goes on: nothing here raises
+because one site went wrong (storage failures do, as one-line StoreErrors).
 """
 
 from __future__ import annotations
@@ -280,11 +280,11 @@ class _Parsers:
         self.procs.append(proc)
         return proc
 
-    def done(self, fut: Future) -> None:
+    def done(self) -> None:
         """A page's result was collected: its worker has room for the next."""
         self._pump()
 
-    def reset(self, failed: Future) -> None:
+    def reset(self) -> None:
         """After a worker died: drop it (the next page starts another); a failure from a worker
         already dropped changes nothing."""
         for proc in [p for p in self.procs if not p.alive]:
@@ -943,7 +943,7 @@ def _collect(
     except BrokenExecutor:  # ParseWorkerDied
         # a worker died (out of memory, a crash in the parser): this page fails, the rest go on
         log.error("site %s: the parse worker process died", prep.site.name)
-        parsers.reset(fut)
+        parsers.reset()
         prep.error, prep.error_kind = "normalization failed: the parse worker process died", "normalize"
         return prep
     except Exception as exc:  # parse_page returns its own errors: this is the pool or pickling
@@ -954,7 +954,7 @@ def _collect(
         )
         return prep
     finally:
-        parsers.done(fut)
+        parsers.done()
 
 
 def _crashed(site: Site, exc: Exception) -> Prepared:
