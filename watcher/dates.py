@@ -131,19 +131,26 @@ def stated_dates_in(lines: list[str], lang: str = "en") -> list[StatedDate]:
     data = _data()
     cue_rx, window = data["cue"], data["window"]
     found: list[StatedDate] = []
-    has_year = [bool(_YEAR.search(line)) for line in lines]
+    # a year needs "19", "20" or "21": testing for those is 5x cheaper than the pattern
+    has_year = [("20" in line or "19" in line or "21" in line) and _YEAR.search(line) is not None for line in lines]
     for idx, line in enumerate(lines):
         if not has_year[idx] and not (idx + 1 < len(lines) and has_year[idx + 1]):
             continue  # every date format watcher reads has a four-digit year
+        # one scan for cues (the pattern is slow: ~40 us a line); dates are read only where a cue
+        # or a version mark could claim them
+        cues = list(cue_rx.finditer(line))
+        versioned = has_year[idx] and len(line) < 200 and data["after"].search(line) is not None
+        if not cues and not versioned:
+            continue
         dates = find_dates(line, lang) if has_year[idx] else []
-        if len(line) < 200:
+        if versioned:
             for d in dates:
                 if data["after"].match(line, d.end):
                     found.append(StatedDate(d.iso, "version", line))
-        if not cue_rx.search(line):
+        if not cues:
             continue
         short = len(line.split()) <= 14 and cue_rx.match(line.lstrip(" *_#>|-(")) is not None
-        for cue in cue_rx.finditer(line):
+        for cue in cues:
             hit = next(
                 (
                     d
