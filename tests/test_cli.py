@@ -53,9 +53,28 @@ def test_check_table_output(web: HTTPServer, write_config) -> None:
     out = result.stdout
     assert "planiso" in out and "new" in out and "first version" in out
     assert "broken" in out and "error" in out and "HTTP 404" in out
+    assert "checked 2 sites: 1 new, 1 error" in out
     result = cli("check", "-c", str(config), "planiso")
     assert result.exit_code == 0
-    assert "unchanged" in result.stdout and "broken" not in result.stdout
+    assert result.stdout.strip() == "checked 1 site: 1 unchanged"  # counted, not listed
+    result = cli("check", "-c", str(config), "planiso", "--all")
+    assert "same bytes as last time" in result.stdout and "checked 1 site: 1 unchanged" in result.stdout
+
+
+def test_check_lists_what_needs_a_look_and_counts_the_rest(web: HTTPServer, write_config) -> None:
+    """Only the edited site gets a row: a thousand rows of "unchanged" would bury it."""
+    texts = {"wesgar": samples.seed_text("wesgar"), "planiso": samples.seed_text("planiso")}
+    for name in texts:
+        web.expect_request(f"/{name}").respond_with_handler(
+            lambda _req, name=name: Response(samples.page(name, text=texts[name]), content_type="text/html")
+        )
+    config = write_config("".join(f'[[site]]\nname = "{n}"\nurl = "{web.url_for("/" + n)}"\n' for n in texts))
+    assert cli("check", "-c", str(config)).exit_code == 0
+    texts["wesgar"] = texts["wesgar"].replace(BEFORE, AFTER)
+    out = cli("check", "-c", str(config)).stdout
+    assert "wesgar" in out and "changed (" in out and "retention" in out
+    assert "planiso" not in out
+    assert "checked 2 sites: 1 changed (1 material), 1 unchanged" in out
 
 
 def test_history(two_versions: Path) -> None:
