@@ -979,7 +979,7 @@ _END_PUNCT = re.compile(r"[.,;:!?]$")
 
 @lru_cache(maxsize=16384)
 def _heading_words(text: str) -> int:
-    """Words in a block's text, as headings, scores and the lead-in count them."""
+    """Words in a block's text; cached, as headings, scores and lead-in ask again for the same blocks."""
     return count_words(text)
 
 
