@@ -129,7 +129,8 @@ def check(config_path: str, sites: tuple[str, ...], as_json: bool, no_notify: bo
     """Check every site (or the named SITES) once, record new versions and changes, then
     send the notifications that are due (unless --no-notify).
 
-    Lists the sites that are new, changed, held or failed, and counts the rest.
+    Lists every site that did not come back unchanged (new, changed, held, failed, skipped),
+    then counts each outcome.
 
     \b
     Example:
