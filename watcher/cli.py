@@ -11,6 +11,7 @@ import logging
 import os
 import sqlite3
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -273,9 +274,7 @@ def results_table(results: list[Any], console: Console | None = None, *, everyth
 
 def outcome_counts(results: list[Any]) -> str:
     """One line such as `checked 1,000 sites: 2 changed (1 material), 1 error, 997 unchanged`."""
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.outcome] = counts.get(r.outcome, 0) + 1
+    counts = Counter(r.outcome for r in results)
     parts = []
     for outcome in ("new", "changed", "held", "error", "unchanged", "skipped"):  # what needs a look first
         n = counts.pop(outcome, 0)
